@@ -1,0 +1,21 @@
+/*
+ * omen.c
+ *	  Module entry point: load-time set-up shared by the whole extension.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "simd/omen_simd.h"
+
+PG_MODULE_MAGIC;
+
+extern void OmenSimdDefineGuc(void);
+void		_PG_init(void);
+
+/* Called once when the library is loaded into a backend */
+void
+_PG_init(void)
+{
+	OmenSimdInit();
+	OmenSimdDefineGuc();
+}
