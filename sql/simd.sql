@@ -28,7 +28,6 @@ DO $$
 DECLARE
 	lvl text;
 	bad int;
-	tried int := 0;
 BEGIN
 	FOREACH lvl IN ARRAY ARRAY['avx2', 'avx512'] LOOP
 		BEGIN
@@ -36,10 +35,12 @@ BEGIN
 		EXCEPTION WHEN feature_not_supported THEN
 			CONTINUE;
 		END;
-		tried := tried + 1;
+		IF omen_simd_level() <> lvl THEN
+			RAISE EXCEPTION 'omen.simd = % but kernels in use are %', lvl, omen_simd_level();
+		END IF;
 		SELECT count(*) INTO bad FROM ref
 		WHERE abs((v <-> w) - l2) > 1e-5 * greatest(1, abs(l2))
-		   OR abs((v <#> w) - ip) > 1e-5 * greatest(1, abs(ip)) + 1e-4
+		   OR abs((v <#> w) - ip) > 1e-5 * greatest(1, vector_norm(v) * vector_norm(w))
 		   OR abs((v <=> w) - cos) > 1e-5
 		   OR abs((v <+> w) - l1) > 1e-5 * greatest(1, abs(l1));
 		IF bad > 0 THEN

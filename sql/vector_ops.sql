@@ -75,8 +75,8 @@ DROP TABLE vo;
 -- exact nearest neighbours by each operator
 CREATE TABLE vn (id int, v vector(2));
 INSERT INTO vn VALUES (1, '[0,0]'), (2, '[1,1]'), (3, '[3,0]'), (4, '[-2,-2]'), (5, '[0.5,4]');
-SELECT id, v <-> '[1,0]' AS d FROM vn ORDER BY v <-> '[1,0]' LIMIT 3;
+SELECT id, v <-> '[1,0]' AS d FROM vn ORDER BY v <-> '[1,0]', id LIMIT 3;
 SELECT id, v <#> '[1,0]' AS d FROM vn ORDER BY v <#> '[1,0]' LIMIT 3;
 SELECT id, v <=> '[1,0]' AS d FROM vn WHERE id <> 1 ORDER BY v <=> '[1,0]' LIMIT 3;
-SELECT id, v <+> '[1,0]' AS d FROM vn ORDER BY v <+> '[1,0]' LIMIT 3;
+SELECT id, v <+> '[1,0]' AS d FROM vn ORDER BY v <+> '[1,0]', id LIMIT 3;
 DROP TABLE vn;
