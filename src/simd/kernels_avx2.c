@@ -1,0 +1,257 @@
+/*
+ * kernels_avx2.c
+ *	  Distance kernels for x86-64 CPUs with AVX2 and FMA.
+ *
+ * Each function carries __attribute__((target("avx2,fma"))) instead of the
+ * whole file being built with -mavx2, so the module still loads on CPUs
+ * without AVX2; simd.c only hands these out after CPUID (and XGETBV, for the
+ * OS's YMM state) says they can run.
+ *
+ * The main loops keep four accumulators of 8 floats, so four independent FMA
+ * chains hide the FMA latency; a single-vector loop handles what is left in
+ * steps of 8 and a masked load (vmaskmovps, which never touches the masked-out
+ * elements, so it cannot fault past the end of the array) handles the last
+ * 1..7 elements.  Loads are unaligned: vectors come from varlenas that are
+ * only 4-byte aligned.
+ *
+ * No PostgreSQL header is included here (see omen_simd.h).
+ */
+#include "simd/omen_simd.h"
+
+#if defined(__x86_64__)
+
+#include <immintrin.h>
+#include <stdint.h>
+
+#define OMEN_TARGET_AVX2 __attribute__((target("avx2,fma")))
+
+/* Declared here rather than in omen_simd.h: only simd.c uses this table */
+extern const OmenKernels omen_kernels_avx2;
+
+/* Eight -1s then eight 0s: the mask for k tail elements starts at 8 - k */
+static const int32_t tail_mask_table[16] = {
+	-1, -1, -1, -1, -1, -1, -1, -1,
+	0, 0, 0, 0, 0, 0, 0, 0
+};
+
+/* The vmaskmovps mask that selects the first k (0..8) lanes */
+OMEN_TARGET_AVX2 static inline __m256i
+tail_mask(int k)
+{
+	return _mm256_loadu_si256((const __m256i *) (tail_mask_table + 8 - k));
+}
+
+/* Sum of the 8 lanes of v */
+OMEN_TARGET_AVX2 static inline float
+hsum256(__m256 v)
+{
+	__m128		lo = _mm256_castps256_ps128(v);
+	__m128		hi = _mm256_extractf128_ps(v, 1);
+	__m128		shuf;
+
+	lo = _mm_add_ps(lo, hi);			/* 4 lanes */
+	shuf = _mm_movehdup_ps(lo);			/* (1,1,3,3) */
+	lo = _mm_add_ps(lo, shuf);			/* lanes 0 and 2 hold pair sums */
+	shuf = _mm_movehl_ps(shuf, lo);		/* lane 0 = old lane 2 */
+	lo = _mm_add_ss(lo, shuf);
+	return _mm_cvtss_f32(lo);
+}
+
+/* Squared Euclidean distance: sum (a_i - b_i)^2 */
+OMEN_TARGET_AVX2 static float
+l2sq_avx2(const float *a, const float *b, int n)
+{
+	__m256		s0 = _mm256_setzero_ps();
+	__m256		s1 = _mm256_setzero_ps();
+	__m256		s2 = _mm256_setzero_ps();
+	__m256		s3 = _mm256_setzero_ps();
+	__m256		d0,
+				d1,
+				d2,
+				d3;
+	int			i = 0;
+
+	for (; i + 32 <= n; i += 32)
+	{
+		d0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
+		d1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8));
+		d2 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16));
+		d3 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24));
+		s0 = _mm256_fmadd_ps(d0, d0, s0);
+		s1 = _mm256_fmadd_ps(d1, d1, s1);
+		s2 = _mm256_fmadd_ps(d2, d2, s2);
+		s3 = _mm256_fmadd_ps(d3, d3, s3);
+	}
+	for (; i + 8 <= n; i += 8)
+	{
+		d0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
+		s0 = _mm256_fmadd_ps(d0, d0, s0);
+	}
+	if (i < n)
+	{
+		__m256i		m = tail_mask(n - i);
+
+		d1 = _mm256_sub_ps(_mm256_maskload_ps(a + i, m),
+						   _mm256_maskload_ps(b + i, m));
+		s1 = _mm256_fmadd_ps(d1, d1, s1);
+	}
+	return hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+}
+
+/* Inner product: sum a_i * b_i */
+OMEN_TARGET_AVX2 static float
+ip_avx2(const float *a, const float *b, int n)
+{
+	__m256		s0 = _mm256_setzero_ps();
+	__m256		s1 = _mm256_setzero_ps();
+	__m256		s2 = _mm256_setzero_ps();
+	__m256		s3 = _mm256_setzero_ps();
+	int			i = 0;
+
+	for (; i + 32 <= n; i += 32)
+	{
+		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+		s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+		s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
+		s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
+	}
+	for (; i + 8 <= n; i += 8)
+		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+	if (i < n)
+	{
+		__m256i		m = tail_mask(n - i);
+
+		s1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m),
+							 _mm256_maskload_ps(b + i, m), s1);
+	}
+	return hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+}
+
+/* Manhattan distance: sum |a_i - b_i| */
+OMEN_TARGET_AVX2 static float
+l1_avx2(const float *a, const float *b, int n)
+{
+	const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+	__m256		s0 = _mm256_setzero_ps();
+	__m256		s1 = _mm256_setzero_ps();
+	__m256		s2 = _mm256_setzero_ps();
+	__m256		s3 = _mm256_setzero_ps();
+	__m256		d0,
+				d1,
+				d2,
+				d3;
+	int			i = 0;
+
+	for (; i + 32 <= n; i += 32)
+	{
+		d0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
+		d1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8));
+		d2 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16));
+		d3 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24));
+		s0 = _mm256_add_ps(s0, _mm256_and_ps(d0, absmask));
+		s1 = _mm256_add_ps(s1, _mm256_and_ps(d1, absmask));
+		s2 = _mm256_add_ps(s2, _mm256_and_ps(d2, absmask));
+		s3 = _mm256_add_ps(s3, _mm256_and_ps(d3, absmask));
+	}
+	for (; i + 8 <= n; i += 8)
+	{
+		d0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
+		s0 = _mm256_add_ps(s0, _mm256_and_ps(d0, absmask));
+	}
+	if (i < n)
+	{
+		__m256i		m = tail_mask(n - i);
+
+		d1 = _mm256_sub_ps(_mm256_maskload_ps(a + i, m),
+						   _mm256_maskload_ps(b + i, m));
+		s1 = _mm256_add_ps(s1, _mm256_and_ps(d1, absmask));
+	}
+	return hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+}
+
+/* The three dot products cosine distance needs, in one pass */
+OMEN_TARGET_AVX2 static void
+cosine_parts_avx2(const float *a, const float *b, int n,
+				  float *ab, float *aa, float *bb)
+{
+	__m256		sab0 = _mm256_setzero_ps();
+	__m256		sab1 = _mm256_setzero_ps();
+	__m256		sab2 = _mm256_setzero_ps();
+	__m256		sab3 = _mm256_setzero_ps();
+	__m256		saa0 = _mm256_setzero_ps();
+	__m256		saa1 = _mm256_setzero_ps();
+	__m256		saa2 = _mm256_setzero_ps();
+	__m256		saa3 = _mm256_setzero_ps();
+	__m256		sbb0 = _mm256_setzero_ps();
+	__m256		sbb1 = _mm256_setzero_ps();
+	__m256		sbb2 = _mm256_setzero_ps();
+	__m256		sbb3 = _mm256_setzero_ps();
+	__m256		va,
+				vb;
+	int			i = 0;
+
+	/* four vectors per step: twelve independent FMA chains */
+	for (; i + 32 <= n; i += 32)
+	{
+		va = _mm256_loadu_ps(a + i);
+		vb = _mm256_loadu_ps(b + i);
+		sab0 = _mm256_fmadd_ps(va, vb, sab0);
+		saa0 = _mm256_fmadd_ps(va, va, saa0);
+		sbb0 = _mm256_fmadd_ps(vb, vb, sbb0);
+		va = _mm256_loadu_ps(a + i + 8);
+		vb = _mm256_loadu_ps(b + i + 8);
+		sab1 = _mm256_fmadd_ps(va, vb, sab1);
+		saa1 = _mm256_fmadd_ps(va, va, saa1);
+		sbb1 = _mm256_fmadd_ps(vb, vb, sbb1);
+		va = _mm256_loadu_ps(a + i + 16);
+		vb = _mm256_loadu_ps(b + i + 16);
+		sab2 = _mm256_fmadd_ps(va, vb, sab2);
+		saa2 = _mm256_fmadd_ps(va, va, saa2);
+		sbb2 = _mm256_fmadd_ps(vb, vb, sbb2);
+		va = _mm256_loadu_ps(a + i + 24);
+		vb = _mm256_loadu_ps(b + i + 24);
+		sab3 = _mm256_fmadd_ps(va, vb, sab3);
+		saa3 = _mm256_fmadd_ps(va, va, saa3);
+		sbb3 = _mm256_fmadd_ps(vb, vb, sbb3);
+	}
+	for (; i + 8 <= n; i += 8)
+	{
+		va = _mm256_loadu_ps(a + i);
+		vb = _mm256_loadu_ps(b + i);
+		sab0 = _mm256_fmadd_ps(va, vb, sab0);
+		saa0 = _mm256_fmadd_ps(va, va, saa0);
+		sbb0 = _mm256_fmadd_ps(vb, vb, sbb0);
+	}
+	if (i < n)
+	{
+		__m256i		m = tail_mask(n - i);
+
+		va = _mm256_maskload_ps(a + i, m);
+		vb = _mm256_maskload_ps(b + i, m);
+		sab1 = _mm256_fmadd_ps(va, vb, sab1);
+		saa1 = _mm256_fmadd_ps(va, va, saa1);
+		sbb1 = _mm256_fmadd_ps(vb, vb, sbb1);
+	}
+	*ab = hsum256(_mm256_add_ps(_mm256_add_ps(sab0, sab1),
+								_mm256_add_ps(sab2, sab3)));
+	*aa = hsum256(_mm256_add_ps(_mm256_add_ps(saa0, saa1),
+								_mm256_add_ps(saa2, saa3)));
+	*bb = hsum256(_mm256_add_ps(_mm256_add_ps(sbb0, sbb1),
+								_mm256_add_ps(sbb2, sbb3)));
+}
+
+const OmenKernels omen_kernels_avx2 = {
+	.level = OMEN_SIMD_AVX2,
+	.name = "avx2",
+	.l2sq = l2sq_avx2,
+	.ip = ip_avx2,
+	.l1 = l1_avx2,
+	.cosine_parts = cosine_parts_avx2,
+};
+
+#else							/* !__x86_64__ */
+
+/* Keep the translation unit non-empty on other architectures */
+typedef int omen_kernels_avx2_not_built;
+
+#endif							/* __x86_64__ */

@@ -1,0 +1,238 @@
+/*
+ * kernels_avx512.c
+ *	  Distance kernels for x86-64 CPUs with AVX-512 F.
+ *
+ * Each function carries __attribute__((target("avx512f"))) instead of the
+ * whole file being built with -mavx512f, so the module still loads on CPUs
+ * without AVX-512; simd.c only hands these out after CPUID (and XGETBV, for
+ * the OS's ZMM and opmask state) says they can run.  Only AVX-512 F
+ * instructions are used (no DQ/BW/VL), so any AVX-512 CPU runs them.
+ *
+ * The main loops keep four accumulators of 16 floats (four independent FMA
+ * chains); a single-vector loop handles what is left in steps of 16 and a
+ * masked load (_mm512_maskz_loadu_ps, which zeroes the masked-out lanes and
+ * never faults on them) handles the last 1..15 elements.  Zero lanes add
+ * nothing to any of the sums.  Loads are unaligned: vectors come from
+ * varlenas that are only 4-byte aligned.
+ *
+ * No PostgreSQL header is included here (see omen_simd.h).
+ */
+#include "simd/omen_simd.h"
+
+#if defined(__x86_64__)
+
+#include <immintrin.h>
+
+#define OMEN_TARGET_AVX512 __attribute__((target("avx512f")))
+
+/* Declared here rather than in omen_simd.h: only simd.c uses this table */
+extern const OmenKernels omen_kernels_avx512;
+
+/* The mask that selects the first k (1..15) lanes */
+static inline __mmask16
+tail_mask(int k)
+{
+	return (__mmask16) ((1u << k) - 1);
+}
+
+/* Squared Euclidean distance: sum (a_i - b_i)^2 */
+OMEN_TARGET_AVX512 static float
+l2sq_avx512(const float *a, const float *b, int n)
+{
+	__m512		s0 = _mm512_setzero_ps();
+	__m512		s1 = _mm512_setzero_ps();
+	__m512		s2 = _mm512_setzero_ps();
+	__m512		s3 = _mm512_setzero_ps();
+	__m512		d0,
+				d1,
+				d2,
+				d3;
+	int			i = 0;
+
+	for (; i + 64 <= n; i += 64)
+	{
+		d0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
+		d1 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16));
+		d2 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 32), _mm512_loadu_ps(b + i + 32));
+		d3 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 48), _mm512_loadu_ps(b + i + 48));
+		s0 = _mm512_fmadd_ps(d0, d0, s0);
+		s1 = _mm512_fmadd_ps(d1, d1, s1);
+		s2 = _mm512_fmadd_ps(d2, d2, s2);
+		s3 = _mm512_fmadd_ps(d3, d3, s3);
+	}
+	for (; i + 16 <= n; i += 16)
+	{
+		d0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
+		s0 = _mm512_fmadd_ps(d0, d0, s0);
+	}
+	if (i < n)
+	{
+		__mmask16	m = tail_mask(n - i);
+
+		d1 = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + i),
+						   _mm512_maskz_loadu_ps(m, b + i));
+		s1 = _mm512_fmadd_ps(d1, d1, s1);
+	}
+	return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1),
+											  _mm512_add_ps(s2, s3)));
+}
+
+/* Inner product: sum a_i * b_i */
+OMEN_TARGET_AVX512 static float
+ip_avx512(const float *a, const float *b, int n)
+{
+	__m512		s0 = _mm512_setzero_ps();
+	__m512		s1 = _mm512_setzero_ps();
+	__m512		s2 = _mm512_setzero_ps();
+	__m512		s3 = _mm512_setzero_ps();
+	int			i = 0;
+
+	for (; i + 64 <= n; i += 64)
+	{
+		s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+		s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+		s2 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 32), _mm512_loadu_ps(b + i + 32), s2);
+		s3 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 48), _mm512_loadu_ps(b + i + 48), s3);
+	}
+	for (; i + 16 <= n; i += 16)
+		s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+	if (i < n)
+	{
+		__mmask16	m = tail_mask(n - i);
+
+		s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i),
+							 _mm512_maskz_loadu_ps(m, b + i), s1);
+	}
+	return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1),
+											  _mm512_add_ps(s2, s3)));
+}
+
+/* Manhattan distance: sum |a_i - b_i| */
+OMEN_TARGET_AVX512 static float
+l1_avx512(const float *a, const float *b, int n)
+{
+	__m512		s0 = _mm512_setzero_ps();
+	__m512		s1 = _mm512_setzero_ps();
+	__m512		s2 = _mm512_setzero_ps();
+	__m512		s3 = _mm512_setzero_ps();
+	__m512		d0,
+				d1,
+				d2,
+				d3;
+	int			i = 0;
+
+	/* _mm512_abs_ps is AVX-512 F (an integer AND); _mm512_and_ps needs DQ */
+	for (; i + 64 <= n; i += 64)
+	{
+		d0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
+		d1 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16));
+		d2 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 32), _mm512_loadu_ps(b + i + 32));
+		d3 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 48), _mm512_loadu_ps(b + i + 48));
+		s0 = _mm512_add_ps(s0, _mm512_abs_ps(d0));
+		s1 = _mm512_add_ps(s1, _mm512_abs_ps(d1));
+		s2 = _mm512_add_ps(s2, _mm512_abs_ps(d2));
+		s3 = _mm512_add_ps(s3, _mm512_abs_ps(d3));
+	}
+	for (; i + 16 <= n; i += 16)
+	{
+		d0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
+		s0 = _mm512_add_ps(s0, _mm512_abs_ps(d0));
+	}
+	if (i < n)
+	{
+		__mmask16	m = tail_mask(n - i);
+
+		d1 = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + i),
+						   _mm512_maskz_loadu_ps(m, b + i));
+		s1 = _mm512_add_ps(s1, _mm512_abs_ps(d1));
+	}
+	return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1),
+											  _mm512_add_ps(s2, s3)));
+}
+
+/* The three dot products cosine distance needs, in one pass */
+OMEN_TARGET_AVX512 static void
+cosine_parts_avx512(const float *a, const float *b, int n,
+					float *ab, float *aa, float *bb)
+{
+	__m512		sab0 = _mm512_setzero_ps();
+	__m512		sab1 = _mm512_setzero_ps();
+	__m512		sab2 = _mm512_setzero_ps();
+	__m512		sab3 = _mm512_setzero_ps();
+	__m512		saa0 = _mm512_setzero_ps();
+	__m512		saa1 = _mm512_setzero_ps();
+	__m512		saa2 = _mm512_setzero_ps();
+	__m512		saa3 = _mm512_setzero_ps();
+	__m512		sbb0 = _mm512_setzero_ps();
+	__m512		sbb1 = _mm512_setzero_ps();
+	__m512		sbb2 = _mm512_setzero_ps();
+	__m512		sbb3 = _mm512_setzero_ps();
+	__m512		va,
+				vb;
+	int			i = 0;
+
+	/* four vectors per step: twelve independent FMA chains */
+	for (; i + 64 <= n; i += 64)
+	{
+		va = _mm512_loadu_ps(a + i);
+		vb = _mm512_loadu_ps(b + i);
+		sab0 = _mm512_fmadd_ps(va, vb, sab0);
+		saa0 = _mm512_fmadd_ps(va, va, saa0);
+		sbb0 = _mm512_fmadd_ps(vb, vb, sbb0);
+		va = _mm512_loadu_ps(a + i + 16);
+		vb = _mm512_loadu_ps(b + i + 16);
+		sab1 = _mm512_fmadd_ps(va, vb, sab1);
+		saa1 = _mm512_fmadd_ps(va, va, saa1);
+		sbb1 = _mm512_fmadd_ps(vb, vb, sbb1);
+		va = _mm512_loadu_ps(a + i + 32);
+		vb = _mm512_loadu_ps(b + i + 32);
+		sab2 = _mm512_fmadd_ps(va, vb, sab2);
+		saa2 = _mm512_fmadd_ps(va, va, saa2);
+		sbb2 = _mm512_fmadd_ps(vb, vb, sbb2);
+		va = _mm512_loadu_ps(a + i + 48);
+		vb = _mm512_loadu_ps(b + i + 48);
+		sab3 = _mm512_fmadd_ps(va, vb, sab3);
+		saa3 = _mm512_fmadd_ps(va, va, saa3);
+		sbb3 = _mm512_fmadd_ps(vb, vb, sbb3);
+	}
+	for (; i + 16 <= n; i += 16)
+	{
+		va = _mm512_loadu_ps(a + i);
+		vb = _mm512_loadu_ps(b + i);
+		sab0 = _mm512_fmadd_ps(va, vb, sab0);
+		saa0 = _mm512_fmadd_ps(va, va, saa0);
+		sbb0 = _mm512_fmadd_ps(vb, vb, sbb0);
+	}
+	if (i < n)
+	{
+		__mmask16	m = tail_mask(n - i);
+
+		va = _mm512_maskz_loadu_ps(m, a + i);
+		vb = _mm512_maskz_loadu_ps(m, b + i);
+		sab1 = _mm512_fmadd_ps(va, vb, sab1);
+		saa1 = _mm512_fmadd_ps(va, va, saa1);
+		sbb1 = _mm512_fmadd_ps(vb, vb, sbb1);
+	}
+	*ab = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(sab0, sab1),
+											 _mm512_add_ps(sab2, sab3)));
+	*aa = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(saa0, saa1),
+											 _mm512_add_ps(saa2, saa3)));
+	*bb = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(sbb0, sbb1),
+											 _mm512_add_ps(sbb2, sbb3)));
+}
+
+const OmenKernels omen_kernels_avx512 = {
+	.level = OMEN_SIMD_AVX512,
+	.name = "avx512",
+	.l2sq = l2sq_avx512,
+	.ip = ip_avx512,
+	.l1 = l1_avx512,
+	.cosine_parts = cosine_parts_avx512,
+};
+
+#else							/* !__x86_64__ */
+
+/* Keep the translation unit non-empty on other architectures */
+typedef int omen_kernels_avx512_not_built;
+
+#endif							/* __x86_64__ */

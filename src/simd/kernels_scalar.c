@@ -1,0 +1,88 @@
+/*
+ * kernels_scalar.c
+ *	  Portable distance kernels: plain C loops, one float accumulator each.
+ *
+ * These run on every CPU and are the reference the SIMD levels are tested
+ * against (test/unit/test_kernels.c).  They accumulate in float, as the SIMD
+ * kernels do, and are written plainly on purpose: no unrolling, no tricks.
+ * No PostgreSQL header is included here (see omen_simd.h).
+ */
+#include "simd/omen_simd.h"
+
+#include <math.h>
+
+/* Declared here rather than in omen_simd.h: only simd.c uses this table */
+extern const OmenKernels omen_kernels_scalar;
+
+/* Squared Euclidean distance: sum (a_i - b_i)^2 */
+static float
+l2sq_scalar(const float *a, const float *b, int n)
+{
+	float		sum = 0.0f;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		float		d = a[i] - b[i];
+
+		sum += d * d;
+	}
+	return sum;
+}
+
+/* Inner product: sum a_i * b_i */
+static float
+ip_scalar(const float *a, const float *b, int n)
+{
+	float		sum = 0.0f;
+	int			i;
+
+	for (i = 0; i < n; i++)
+		sum += a[i] * b[i];
+	return sum;
+}
+
+/* Manhattan distance: sum |a_i - b_i| */
+static float
+l1_scalar(const float *a, const float *b, int n)
+{
+	float		sum = 0.0f;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		/* fabsf clears the sign bit; a compare would branch unpredictably */
+		sum += fabsf(a[i] - b[i]);
+	}
+	return sum;
+}
+
+/* The three dot products cosine distance needs, in one pass */
+static void
+cosine_parts_scalar(const float *a, const float *b, int n,
+					float *ab, float *aa, float *bb)
+{
+	float		sab = 0.0f;
+	float		saa = 0.0f;
+	float		sbb = 0.0f;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		sab += a[i] * b[i];
+		saa += a[i] * a[i];
+		sbb += b[i] * b[i];
+	}
+	*ab = sab;
+	*aa = saa;
+	*bb = sbb;
+}
+
+const OmenKernels omen_kernels_scalar = {
+	.level = OMEN_SIMD_SCALAR,
+	.name = "scalar",
+	.l2sq = l2sq_scalar,
+	.ip = ip_scalar,
+	.l1 = l1_scalar,
+	.cosine_parts = cosine_parts_scalar,
+};

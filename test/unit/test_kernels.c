@@ -1,0 +1,604 @@
+/*
+ * test_kernels.c
+ *	  TAP unit tests for the distance kernels in src/simd/.
+ *
+ * Built standalone (no PostgreSQL) by test/unit/Makefile; run it with
+ * "make -C test/unit check", which uses prove.  For every SIMD level this CPU
+ * supports it checks every kernel against a reference computed in double:
+ *
+ *   - exact small cases, and integer inputs of many lengths whose sums are
+ *     exact in float in any order, so the result must match bit for bit;
+ *   - random inputs (uniform in [-10, 10], and of mixed magnitude) on all
+ *     lengths 1..70, the primes below 2000, other random lengths up to 2000,
+ *     lengths around the vector widths and 16000, at misaligned addresses,
+ *     within the error bound derived below;
+ *   - that no kernel reads outside [a, a + n) or [b, b + n): the vectors are
+ *     put against PROT_NONE guard pages, and a fault is reported as a
+ *     failure;
+ *
+ * and it checks the CPU detection: OmenKernelsFor() is NULL exactly for the
+ * levels the CPU lacks, agrees with the compiler's own CPU detection, and
+ * OmenBestSimdLevel() is the highest supported level.
+ *
+ * The error bound.  Every kernel computes S = sum t_i, with terms
+ * t_i = (a_i - b_i)^2, a_i * b_i, |a_i - b_i|, a_i^2 or b_i^2, in float
+ * (unit roundoff u = 2^-24), adding the terms in some order: sequentially
+ * (scalar), or in several vector lanes and accumulators combined at the end
+ * (SIMD).  Whatever the order, it is a binary tree of additions whose leaves
+ * are the n terms (plus exact zeros from masked tails, and additions with an
+ * exact zero operand are exact), so each term passes through at most n - 1
+ * rounded additions.  Forming a term takes at most 3 roundings: for l2sq,
+ * fl(a - b) has relative error delta and squaring it gives (1 + delta)^2,
+ * times the rounding of the product (which an FMA merges with the addition
+ * and so removes).  By the standard analysis (Higham, "Accuracy and Stability
+ * of Numerical Algorithms", 2nd ed., sections 3.1 and 4.2) the computed
+ * result is sum t_i (1 + theta_i) with |theta_i| <= gamma(n + 2), where
+ * gamma(k) = k u / (1 - k u), hence
+ *
+ *     |computed - exact| <= gamma_float(n + 2) * sum |t_i|.
+ *
+ * The reference is computed the same way in double (u = 2^-53), so it is off
+ * by at most gamma_double(n + 2) * sum |t_i|, and sum |t_i| itself (computed
+ * in double) by a relative gamma_double(n).  The test therefore accepts
+ *
+ *     |got - ref| <= (gamma_float(n + 2) + gamma_double(2n + 4)) * sum |t_i|
+ *                    + n * 2^-148
+ *
+ * where the last term allows for underflow (each operation can lose at most
+ * 2^-150 absolutely to gradual underflow; the inputs here never underflow).
+ * This is a worst-case bound that holds for summation in any order, not a
+ * guess fitted to the observed errors: it is about 6e-8 * (n + 2) relative to
+ * sum |t_i|, i.e. 4.3e-6 at n = 70 and 9.5e-4 at n = 16000, while a dropped,
+ * doubled or misplaced element is caught exactly by the integer-input test.
+ */
+#include "simd/omen_simd.h"
+
+#include <math.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define MAX_LEN 16000
+#define MAX_OFFSET 16			/* misalign inputs by 0..15 floats */
+#define MAX_REPORTS 5			/* diagnostic lines per failing test */
+
+enum
+{
+	K_L2SQ,
+	K_IP,
+	K_L1,
+	K_COSINE,
+	NKERNELS
+};
+
+static const char *const kernel_names[NKERNELS] = {"l2sq", "ip", "l1", "cosine_parts"};
+static const char *const level_names[OMEN_SIMD_NLEVELS] = {"scalar", "avx2", "avx512"};
+
+static int	test_number = 0;
+static int	failures = 0;
+
+/* The lengths every random-input test runs over */
+static int	lengths[4096];
+static int	nlengths = 0;
+
+/* Report one TAP test result */
+static void
+ok(int passed, const char *fmt,...)
+{
+	va_list		args;
+
+	test_number++;
+	if (!passed)
+		failures++;
+	printf("%sok %d - ", passed ? "" : "not ", test_number);
+	va_start(args, fmt);
+	vprintf(fmt, args);
+	va_end(args);
+	printf("\n");
+	fflush(stdout);
+}
+
+/* splitmix64: a small seeded PRNG, so every run sees the same inputs */
+static uint64_t rng_state = 0x6f6d656e2d73696dULL;
+
+/* Next 64 random bits */
+static uint64_t
+rng_next(void)
+{
+	uint64_t	z = (rng_state += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* Uniform in [0, 1) */
+static double
+rng_unit(void)
+{
+	return (double) (rng_next() >> 11) * 0x1.0p-53;
+}
+
+/* Uniform integer in [lo, hi] */
+static int
+rng_int(int lo, int hi)
+{
+	return lo + (int) (rng_next() % (uint64_t) (hi - lo + 1));
+}
+
+/* Input generators: fill x[0..n) */
+typedef void (*FillFn) (float *x, int n);
+
+/* Uniform in [-10, 10] */
+static void
+fill_uniform(float *x, int n)
+{
+	for (int i = 0; i < n; i++)
+		x[i] = (float) (-10.0 + 20.0 * rng_unit());
+}
+
+/* Random sign times 10^e, e uniform in [-6, 6]; one in 16 is exactly 0 */
+static void
+fill_mixed(float *x, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		double		v = pow(10.0, -6.0 + 12.0 * rng_unit());
+
+		if (rng_next() % 16 == 0)
+			v = 0.0;
+		x[i] = (float) ((rng_next() & 1) ? -v : v);
+	}
+}
+
+/* Integers in [-3, 3]: every partial sum is an integer below 2^24 */
+static void
+fill_small_int(float *x, int n)
+{
+	for (int i = 0; i < n; i++)
+		x[i] = (float) rng_int(-3, 3);
+}
+
+/*
+ * The reference: the scalar algorithm in double.  out[] gets the result(s)
+ * (three for cosine_parts: ab, aa, bb) and scale[] the matching sum |t_i|.
+ */
+static void
+reference(int kernel, const float *a, const float *b, int n,
+		  double out[3], double scale[3])
+{
+	double		s[3] = {0, 0, 0};
+	double		m[3] = {0, 0, 0};
+
+	for (int i = 0; i < n; i++)
+	{
+		double		x = a[i];
+		double		y = b[i];
+		double		d = x - y;
+
+		switch (kernel)
+		{
+			case K_L2SQ:
+				s[0] += d * d;
+				m[0] += d * d;
+				break;
+			case K_IP:
+				s[0] += x * y;
+				m[0] += fabs(x * y);
+				break;
+			case K_L1:
+				s[0] += fabs(d);
+				m[0] += fabs(d);
+				break;
+			case K_COSINE:
+				s[0] += x * y;
+				m[0] += fabs(x * y);
+				s[1] += x * x;
+				m[1] += x * x;
+				s[2] += y * y;
+				m[2] += y * y;
+				break;
+		}
+	}
+	memcpy(out, s, sizeof(s));
+	memcpy(scale, m, sizeof(m));
+}
+
+/* Run one kernel of a level; returns the number of outputs (1 or 3) */
+static int
+run_kernel(const OmenKernels *k, int kernel, const float *a, const float *b,
+		   int n, float out[3])
+{
+	switch (kernel)
+	{
+		case K_L2SQ:
+			out[0] = k->l2sq(a, b, n);
+			return 1;
+		case K_IP:
+			out[0] = k->ip(a, b, n);
+			return 1;
+		case K_L1:
+			out[0] = k->l1(a, b, n);
+			return 1;
+		default:
+			k->cosine_parts(a, b, n, &out[0], &out[1], &out[2]);
+			return 3;
+	}
+}
+
+/* gamma(k) = k u / (1 - k u) for unit roundoff u */
+static double
+gamma_k(double k, double u)
+{
+	return k * u / (1.0 - k * u);
+}
+
+/* The tolerance derived in the header comment */
+static double
+tolerance(int n, double scale)
+{
+	return (gamma_k(n + 2, 0x1.0p-24) + gamma_k(2.0 * n + 4, 0x1.0p-53)) * scale
+		+ n * 0x1.0p-148;
+}
+
+/* Compare a level's kernel with the reference on one input; 1 if within tolerance */
+static double max_ratio;		/* largest |error| / tolerance seen */
+
+static int
+check_one(const OmenKernels *k, int kernel, const float *a, const float *b,
+		  int n, int exact, int *reports, const char *what)
+{
+	double		ref[3];
+	double		scale[3];
+	float		got[3];
+	int			nout = run_kernel(k, kernel, a, b, n, got);
+	int			good = 1;
+
+	reference(kernel, a, b, n, ref, scale);
+	for (int j = 0; j < nout; j++)
+	{
+		double		tol = exact ? 0.0 : tolerance(n, scale[j]);
+		double		err = fabs((double) got[j] - ref[j]);
+
+		if (tol > 0 && err / tol > max_ratio)
+			max_ratio = err / tol;
+
+		if (!(err <= tol))		/* also catches NaN */
+		{
+			good = 0;
+			if ((*reports)++ < MAX_REPORTS)
+				printf("# %s %s %s n=%d output %d: got %.9g, reference %.17g, "
+					   "|error| %.3g > tolerance %.3g\n",
+					   k->name, kernel_names[kernel], what, n, j,
+					   (double) got[j], ref[j], err, tol);
+		}
+	}
+	return good;
+}
+
+/* Build the list of lengths the random-input tests use */
+static void
+make_lengths(void)
+{
+	static const int extra[] = {
+		71, 72, 95, 96, 97, 127, 128, 129, 255, 256, 257, 300, 384, 511, 512,
+		513, 768, 783, 784, 785, 1000, 1023, 1024, 1025, 1535, 1536, 1537,
+		1999, 2000, MAX_LEN - 1, MAX_LEN
+	};
+	int			n;
+
+	for (n = 1; n <= 70; n++)
+		lengths[nlengths++] = n;
+	/* the primes below 2000 (those up to 70 are already in) */
+	for (n = 71; n < 2000; n++)
+	{
+		int			prime = 1;
+
+		for (int d = 2; d * d <= n; d++)
+			if (n % d == 0)
+			{
+				prime = 0;
+				break;
+			}
+		if (prime)
+			lengths[nlengths++] = n;
+	}
+	for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++)
+		lengths[nlengths++] = extra[i];
+	/* and 200 random lengths up to 2000, odd and even */
+	for (int i = 0; i < 200; i++)
+		lengths[nlengths++] = rng_int(1, 2000);
+}
+
+/* Input buffers, with room to misalign */
+static float buf_a[MAX_LEN + MAX_OFFSET];
+static float buf_b[MAX_LEN + MAX_OFFSET];
+
+/* One kernel of one level against the reference over all lengths */
+static void
+test_random(const OmenKernels *k, int kernel, FillFn fill, const char *what)
+{
+	int			good = 1;
+	int			reports = 0;
+
+	max_ratio = 0.0;
+	for (int i = 0; i < nlengths; i++)
+	{
+		int			n = lengths[i];
+		float	   *a = buf_a + rng_int(0, MAX_OFFSET - 1);
+		float	   *b = buf_b + rng_int(0, MAX_OFFSET - 1);
+
+		fill(a, n);
+		fill(b, n);
+		good &= check_one(k, kernel, a, b, n, 0, &reports, what);
+	}
+	printf("# %s %s %s: largest |error| / tolerance = %.3g\n",
+		   k->name, kernel_names[kernel], what, max_ratio);
+	ok(good, "%s: %s matches the double reference on %s inputs, %d lengths 1..%d, "
+	   "|got - ref| <= gamma_float(n+2) * sum|t_i| (+ reference slack)",
+	   k->name, kernel_names[kernel], what, nlengths, MAX_LEN);
+}
+
+/* Integer inputs: every order of summation is exact, so results must be equal */
+static void
+test_exact_integers(const OmenKernels *k)
+{
+	int			good = 1;
+	int			reports = 0;
+
+	for (int kernel = 0; kernel < NKERNELS; kernel++)
+		for (int i = 0; i < nlengths; i++)
+		{
+			int			n = lengths[i];
+			float	   *a = buf_a + rng_int(0, MAX_OFFSET - 1);
+			float	   *b = buf_b + rng_int(0, MAX_OFFSET - 1);
+
+			fill_small_int(a, n);
+			fill_small_int(b, n);
+			good &= check_one(k, kernel, a, b, n, 1, &reports, "integer");
+		}
+	ok(good, "%s: all kernels exact on integer inputs in [-3,3], %d lengths 1..%d",
+	   k->name, nlengths, MAX_LEN);
+}
+
+/* Hand-checked small cases */
+static void
+test_small_cases(const OmenKernels *k)
+{
+	const float a3[] = {1, 2, 3};
+	const float b3[] = {4, 5, 6};
+	const float a1[] = {3};
+	const float b1[] = {-1};
+	float		ab,
+				aa,
+				bb;
+	int			good = 1;
+
+	good &= k->l2sq(a3, b3, 3) == 27.0f;
+	good &= k->ip(a3, b3, 3) == 32.0f;
+	good &= k->l1(a3, b3, 3) == 9.0f;
+	k->cosine_parts(a3, b3, 3, &ab, &aa, &bb);
+	good &= ab == 32.0f && aa == 14.0f && bb == 77.0f;
+	ok(good, "%s: [1,2,3] vs [4,5,6]: l2sq 27, ip 32, l1 9, cosine_parts (32, 14, 77)",
+	   k->name);
+
+	good = 1;
+	good &= k->l2sq(a1, b1, 1) == 16.0f;
+	good &= k->ip(a1, b1, 1) == -3.0f;
+	good &= k->l1(a1, b1, 1) == 4.0f;
+	k->cosine_parts(a1, b1, 1, &ab, &aa, &bb);
+	good &= ab == -3.0f && aa == 9.0f && bb == 1.0f;
+	ok(good, "%s: [3] vs [-1]: l2sq 16, ip -3, l1 4, cosine_parts (-3, 9, 1)", k->name);
+}
+
+/* Guard-page test plumbing: a fault jumps back here */
+static sigjmp_buf fault_jump;
+
+/* SIGSEGV/SIGBUS handler: the kernel read outside its input */
+static void
+on_fault(int signo)
+{
+	(void) signo;
+	siglongjmp(fault_jump, 1);
+}
+
+/*
+ * Map a region of 'pages' readable pages between two PROT_NONE pages;
+ * returns the first readable byte.
+ */
+static char *
+map_guarded(size_t pages, size_t pagesize)
+{
+	char	   *p = mmap(NULL, (pages + 2) * pagesize, PROT_READ | PROT_WRITE,
+						 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+	{
+		perror("mmap");
+		exit(2);
+	}
+	if (mprotect(p, pagesize, PROT_NONE) != 0 ||
+		mprotect(p + (pages + 1) * pagesize, pagesize, PROT_NONE) != 0)
+	{
+		perror("mprotect");
+		exit(2);
+	}
+	return p + pagesize;
+}
+
+/* Run one kernel with the fault handler armed; 0 if it faulted */
+static int
+run_guarded(const OmenKernels *k, int kernel, const float *a, const float *b,
+			int n)
+{
+	float		out[3];
+
+	if (sigsetjmp(fault_jump, 1) != 0)
+		return 0;
+	run_kernel(k, kernel, a, b, n, out);
+	return 1;
+}
+
+/* No kernel may read before a/b or past a + n / b + n */
+static void
+test_guard_pages(const OmenKernels *k)
+{
+	static char *region1 = NULL;
+	static char *region2 = NULL;
+	static size_t region_bytes;
+	struct sigaction sa,
+				old_segv,
+				old_bus;
+	int			good = 1;
+
+	if (region1 == NULL)
+	{
+		size_t		pagesize = (size_t) sysconf(_SC_PAGESIZE);
+		size_t		pages = (MAX_LEN * sizeof(float) + pagesize - 1) / pagesize;
+
+		region_bytes = pages * pagesize;
+		region1 = map_guarded(pages, pagesize);
+		region2 = map_guarded(pages, pagesize);
+	}
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_fault;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGSEGV, &sa, &old_segv);
+	sigaction(SIGBUS, &sa, &old_bus);
+
+	for (int layout = 0; layout < 2; layout++)
+		for (int kernel = 0; kernel < NKERNELS; kernel++)
+			for (int i = 0; i < nlengths; i++)
+			{
+				int			n = lengths[i];
+				float	   *start1 = (float *) region1;
+				float	   *end2 = (float *) (region2 + region_bytes) - n;
+				const float *a = layout == 0 ? start1 : end2;
+				const float *b = layout == 0 ? end2 : start1;
+
+				fill_uniform((float *) a, n);
+				fill_uniform((float *) b, n);
+				if (!run_guarded(k, kernel, a, b, n))
+				{
+					if (good)
+						printf("# %s %s n=%d: memory fault: read outside the input\n",
+							   k->name, kernel_names[kernel], n);
+					good = 0;
+				}
+			}
+
+	sigaction(SIGSEGV, &old_segv, NULL);
+	sigaction(SIGBUS, &old_bus, NULL);
+	ok(good, "%s: no kernel reads before or past its inputs (guard pages), %d lengths",
+	   k->name, nlengths);
+}
+
+/* The compiler's own CPU detection, to cross-check simd.c */
+static int
+compiler_says_supported(OmenSimdLevel level)
+{
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+	__builtin_cpu_init();
+	switch (level)
+	{
+		case OMEN_SIMD_SCALAR:
+			return 1;
+		case OMEN_SIMD_AVX2:
+			return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+		case OMEN_SIMD_AVX512:
+			return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+				__builtin_cpu_supports("avx512f");
+		default:
+			return 0;
+	}
+#else
+	return level == OMEN_SIMD_SCALAR;
+#endif
+}
+
+/* Tests of the detection and dispatch API */
+static void
+test_detection(void)
+{
+	OmenSimdLevel best = OmenBestSimdLevel();
+	int			highest = OMEN_SIMD_SCALAR;
+
+	for (int level = 0; level < OMEN_SIMD_NLEVELS; level++)
+	{
+		const OmenKernels *k = OmenKernelsFor((OmenSimdLevel) level);
+		int			has = OmenCpuSupports((OmenSimdLevel) level);
+
+		if (has)
+		{
+			highest = level;
+			ok(k != NULL && k->level == (OmenSimdLevel) level &&
+			   strcmp(k->name, level_names[level]) == 0 &&
+			   k->l2sq && k->ip && k->l1 && k->cosine_parts,
+			   "%s: CPU supports it, OmenKernelsFor returns its complete kernel set",
+			   level_names[level]);
+		}
+		else
+			ok(k == NULL, "%s: CPU lacks it, OmenKernelsFor returns NULL",
+			   level_names[level]);
+		ok(has == compiler_says_supported((OmenSimdLevel) level),
+		   "%s: OmenCpuSupports (%s) agrees with __builtin_cpu_supports",
+		   level_names[level], has ? "yes" : "no");
+	}
+	ok(OmenCpuSupports(OMEN_SIMD_SCALAR), "scalar is always supported");
+	ok(OmenKernelsFor((OmenSimdLevel) -1) == NULL &&
+	   OmenKernelsFor(OMEN_SIMD_NLEVELS) == NULL &&
+	   !OmenCpuSupports(OMEN_SIMD_NLEVELS),
+	   "out-of-range levels are unsupported and have no kernels");
+	ok(best == (OmenSimdLevel) highest,
+	   "OmenBestSimdLevel is %s, the highest supported level", level_names[best]);
+	OmenSimdInit();
+	ok(omen_kernels != NULL && omen_kernels == OmenKernelsFor(best),
+	   "after OmenSimdInit omen_kernels is the %s set", level_names[best]);
+}
+
+int
+main(void)
+{
+	int			nsupported = 0;
+	int			plan;
+
+	make_lengths();
+	for (int level = 0; level < OMEN_SIMD_NLEVELS; level++)
+		nsupported += OmenCpuSupports((OmenSimdLevel) level);
+
+	/* detection: 2 per level + 4; per level: 2 small + 1 integer + 2 * 4 random + 1 guard */
+	plan = 2 * OMEN_SIMD_NLEVELS + 4 + nsupported * (2 + 1 + 2 * NKERNELS + 1);
+	printf("1..%d\n", plan);
+	printf("# %d lengths per random test; best level here: %s\n",
+		   nlengths, level_names[OmenBestSimdLevel()]);
+
+	test_detection();
+	for (int level = 0; level < OMEN_SIMD_NLEVELS; level++)
+	{
+		const OmenKernels *k = OmenKernelsFor((OmenSimdLevel) level);
+
+		if (k == NULL)
+			continue;
+		test_small_cases(k);
+		test_exact_integers(k);
+		for (int kernel = 0; kernel < NKERNELS; kernel++)
+			test_random(k, kernel, fill_uniform, "uniform [-10,10]");
+		for (int kernel = 0; kernel < NKERNELS; kernel++)
+			test_random(k, kernel, fill_mixed, "mixed-magnitude (1e-6..1e6)");
+		test_guard_pages(k);
+	}
+
+	if (test_number != plan)
+	{
+		printf("# planned %d tests but ran %d\n", plan, test_number);
+		return 1;
+	}
+	return failures == 0 ? 0 : 1;
+}
