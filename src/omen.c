@@ -6,6 +6,7 @@
 
 #include "fmgr.h"
 #include "simd/omen_simd.h"
+#include "utils/guc.h"
 
 PG_MODULE_MAGIC;
 
@@ -18,4 +19,7 @@ _PG_init(void)
 {
 	OmenSimdInit();
 	OmenSimdDefineGuc();
+
+	/* after every omen.* setting is defined: reject misspelt ones */
+	MarkGUCPrefixReserved("omen");
 }

@@ -15,6 +15,7 @@
 
 #include <math.h>
 
+#include "access/detoast.h"
 #include "catalog/pg_type.h"
 #include "common/shortest_dec.h"
 #include "fmgr.h"
@@ -432,13 +433,83 @@ vector_to_float4(PG_FUNCTION_ARGS)
 									  sizeof(float4), true, TYPALIGN_INT));
 }
 
+/*
+ * Per-call-site cache of detoasted distance arguments.
+ *
+ * A query such as ORDER BY v <-> (SELECT v FROM items WHERE id = 42) passes
+ * the same compressed or TOASTed datum to every call; detoasting it afresh
+ * for each row costs more than the distance (a pglz decompression, or a
+ * TOAST fetch).  When an argument arrives compressed or out of line at the
+ * same address twice running, keep its detoasted copy in fn_mcxt along with
+ * a copy of the raw bytes, and reuse it while the raw bytes match.  Column
+ * values of successive rows sit at different addresses, so they never pay
+ * for the copy.
+ */
+typedef struct DetoastCacheSlot
+{
+	const void *lastptr;		/* address seen on the previous call */
+	char	   *raw;			/* copy of the raw (toasted) bytes cached */
+	Size		rawlen;
+	Vector	   *vec;			/* their detoasted value */
+} DetoastCacheSlot;
+
+/* Fetch vector argument argno, detoasted, reusing a cached copy if possible */
+static Vector *
+GetVectorArgCached(FunctionCallInfo fcinfo, int argno)
+{
+	struct varlena *raw = (struct varlena *) PG_GETARG_POINTER(argno);
+	DetoastCacheSlot *slot;
+	Size		rawlen;
+
+	if (!(VARATT_IS_COMPRESSED(raw) || VARATT_IS_EXTERNAL_ONDISK(raw)) ||
+		fcinfo->flinfo == NULL || argno > 1)
+		return DatumGetVector(PointerGetDatum(raw));
+
+	if (fcinfo->flinfo->fn_extra == NULL)
+		fcinfo->flinfo->fn_extra =
+			MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt,
+								   sizeof(DetoastCacheSlot) * 2);
+	slot = &((DetoastCacheSlot *) fcinfo->flinfo->fn_extra)[argno];
+	rawlen = VARSIZE_ANY(raw);
+
+	if (slot->vec != NULL && slot->rawlen == rawlen &&
+		memcmp(slot->raw, raw, rawlen) == 0)
+		return slot->vec;
+
+	if (slot->lastptr != (const void *) raw)
+	{
+		slot->lastptr = raw;
+		return DatumGetVector(PointerGetDatum(raw));
+	}
+
+	/* the same address twice running: cache this value */
+	if (slot->vec != NULL)
+	{
+		pfree(slot->raw);
+		pfree(slot->vec);
+		slot->vec = NULL;
+	}
+	{
+		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+		slot->raw = palloc(rawlen);
+		memcpy(slot->raw, raw, rawlen);
+		slot->rawlen = rawlen;
+		slot->vec = (Vector *) detoast_attr(raw);
+		MemoryContextSwitchTo(old);
+	}
+	return slot->vec;
+}
+
+#define PG_GETARG_VECTOR_CACHED(n) GetVectorArgCached(fcinfo, (n))
+
 /* l2_distance: Euclidean distance */
 PG_FUNCTION_INFO_V1(l2_distance);
 Datum
 l2_distance(PG_FUNCTION_ARGS)
 {
-	Vector	   *a = PG_GETARG_VECTOR_P(0);
-	Vector	   *b = PG_GETARG_VECTOR_P(1);
+	Vector	   *a = PG_GETARG_VECTOR_CACHED(0);
+	Vector	   *b = PG_GETARG_VECTOR_CACHED(1);
 
 	CheckSameDims(a, b);
 	PG_RETURN_FLOAT8(sqrt((double) omen_kernels->l2sq(a->x, b->x, a->dim)));
@@ -449,8 +520,8 @@ PG_FUNCTION_INFO_V1(vector_l2_squared_distance);
 Datum
 vector_l2_squared_distance(PG_FUNCTION_ARGS)
 {
-	Vector	   *a = PG_GETARG_VECTOR_P(0);
-	Vector	   *b = PG_GETARG_VECTOR_P(1);
+	Vector	   *a = PG_GETARG_VECTOR_CACHED(0);
+	Vector	   *b = PG_GETARG_VECTOR_CACHED(1);
 
 	CheckSameDims(a, b);
 	PG_RETURN_FLOAT8((double) omen_kernels->l2sq(a->x, b->x, a->dim));
@@ -461,8 +532,8 @@ PG_FUNCTION_INFO_V1(inner_product);
 Datum
 inner_product(PG_FUNCTION_ARGS)
 {
-	Vector	   *a = PG_GETARG_VECTOR_P(0);
-	Vector	   *b = PG_GETARG_VECTOR_P(1);
+	Vector	   *a = PG_GETARG_VECTOR_CACHED(0);
+	Vector	   *b = PG_GETARG_VECTOR_CACHED(1);
 
 	CheckSameDims(a, b);
 	PG_RETURN_FLOAT8((double) omen_kernels->ip(a->x, b->x, a->dim));
@@ -473,8 +544,8 @@ PG_FUNCTION_INFO_V1(vector_negative_inner_product);
 Datum
 vector_negative_inner_product(PG_FUNCTION_ARGS)
 {
-	Vector	   *a = PG_GETARG_VECTOR_P(0);
-	Vector	   *b = PG_GETARG_VECTOR_P(1);
+	Vector	   *a = PG_GETARG_VECTOR_CACHED(0);
+	Vector	   *b = PG_GETARG_VECTOR_CACHED(1);
 
 	CheckSameDims(a, b);
 	PG_RETURN_FLOAT8(-(double) omen_kernels->ip(a->x, b->x, a->dim));
@@ -488,8 +559,8 @@ PG_FUNCTION_INFO_V1(cosine_distance);
 Datum
 cosine_distance(PG_FUNCTION_ARGS)
 {
-	Vector	   *a = PG_GETARG_VECTOR_P(0);
-	Vector	   *b = PG_GETARG_VECTOR_P(1);
+	Vector	   *a = PG_GETARG_VECTOR_CACHED(0);
+	Vector	   *b = PG_GETARG_VECTOR_CACHED(1);
 	float		ab;
 	float		aa;
 	float		bb;
@@ -513,8 +584,8 @@ PG_FUNCTION_INFO_V1(l1_distance);
 Datum
 l1_distance(PG_FUNCTION_ARGS)
 {
-	Vector	   *a = PG_GETARG_VECTOR_P(0);
-	Vector	   *b = PG_GETARG_VECTOR_P(1);
+	Vector	   *a = PG_GETARG_VECTOR_CACHED(0);
+	Vector	   *b = PG_GETARG_VECTOR_CACHED(1);
 
 	CheckSameDims(a, b);
 	PG_RETURN_FLOAT8((double) omen_kernels->l1(a->x, b->x, a->dim));

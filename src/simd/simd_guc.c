@@ -107,8 +107,6 @@ OmenSimdDefineGuc(void)
 							 check_omen_simd,
 							 assign_omen_simd,
 							 NULL);
-
-	MarkGUCPrefixReserved("omen");
 }
 
 PG_FUNCTION_INFO_V1(omen_simd_level);
