@@ -7,6 +7,7 @@
  *
  *	  so that  fmnist_load -s train | psql -c "\copy t from stdin"  loads it.
  *	  ids count from 0 in file order, so id N is image N of the set.
+ *	  With -a it draws the images as ASCII art instead (for the demo).
  */
 #include "idx.h"
 
@@ -23,13 +24,14 @@ static void
 usage(FILE *out)
 {
 	fprintf(out,
-			"usage: fmnist_load [-d DIR] [-s train|t10k] [-o OFFSET] [-n COUNT] [-c]\n"
+			"usage: fmnist_load [-d DIR] [-s train|t10k] [-o OFFSET] [-n COUNT] [-c | -a]\n"
 			"  Writes COPY text rows  id<TAB>label<TAB>[v1,...]  to stdout.\n"
 			"  -d DIR     directory of the gzipped IDX files (default %s)\n"
 			"  -s SET     train (60,000 images) or t10k (10,000; also: test); default train\n"
 			"  -o OFFSET  skip the first OFFSET images\n"
 			"  -n COUNT   write at most COUNT rows\n"
-			"  -c         only check the files and print their shape to stderr\n",
+			"  -c         only check the files and print their shape to stderr\n"
+			"  -a         draw each image as 14 lines of ASCII art instead\n",
 			DEFAULT_DIR);
 }
 
@@ -60,6 +62,27 @@ PutFloat(char *p, float f)
 	return p + sprintf(p, "%.9g", f);
 }
 
+/* Draw a 28x28 image in 28 columns by 14 lines, two pixel rows per line */
+static void
+DrawImage(const float *v, int rows, int cols)
+{
+	static const char shades[] = " .:-=+*#%@";
+	int			r,
+				c;
+
+	for (r = 0; r + 1 < rows; r += 2)
+	{
+		for (c = 0; c < cols; c++)
+		{
+			float		mean = (v[r * cols + c] + v[(r + 1) * cols + c]) / 2;
+			int			k = (int) (mean * (sizeof(shades) - 1) / 256.0f);
+
+			putchar(shades[k < 0 ? 0 : (k > 9 ? 9 : k)]);
+		}
+		putchar('\n');
+	}
+}
+
 static int
 OpenChecked(IdxFile *idx, const char *path, int ndims, const uint32_t *dims)
 {
@@ -79,6 +102,7 @@ main(int argc, char **argv)
 	long		offset = 0;
 	long		limit = -1;
 	int			check_only = 0;
+	int			ascii_art = 0;
 	char		images_path[4096],
 				labels_path[4096];
 	IdxFile		images,
@@ -90,7 +114,7 @@ main(int argc, char **argv)
 	long		written = 0;
 	int			c;
 
-	while ((c = getopt(argc, argv, "d:s:o:n:ch")) != -1)
+	while ((c = getopt(argc, argv, "d:s:o:n:cah")) != -1)
 	{
 		switch (c)
 		{
@@ -108,6 +132,9 @@ main(int argc, char **argv)
 				break;
 			case 'c':
 				check_only = 1;
+				break;
+			case 'a':
+				ascii_art = 1;
 				break;
 			case 'h':
 				usage(stdout);
@@ -191,6 +218,12 @@ main(int argc, char **argv)
 			char	   *p = line;
 			size_t		j;
 
+			if (ascii_art)
+			{
+				DrawImage(v, (int) images.dims[1], (int) images.dims[2]);
+				written++;
+				continue;
+			}
 			p += sprintf(p, "%ld\t%d\t[", offset + written, labs[i]);
 			for (j = 0; j < images.item_len; j++)
 			{

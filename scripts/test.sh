@@ -186,19 +186,25 @@ if want tap; then
 		echo "wal_consistency_checking = 'generic'" >"$tapdir/temp.conf"
 		chown -R postgres: "$tapdir"
 		chmod 755 "$tapdir"
-		if (cd "$tapdir" && as_postgres env \
+		(cd "$tapdir" && as_postgres env \
 			PATH="$PATH" \
 			TESTDIR="$tapdir" \
 			PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" \
 			TEMP_CONFIG="$tapdir/temp.conf" \
 			PERL5LIB="$PGXS_DIR/src/test/perl:$tapdir/perl" \
-			prove --timer "${tap_files[@]/#test\//}"); then
+			prove --timer "${tap_files[@]/#test\//}") 2>&1 | tee "$logdir/prove.out"
+		if [[ ${PIPESTATUS[0]} -eq 0 ]]; then
 			record tap pass $((SECONDS - t0))
 		else
-			for f in "$tapdir"/tmp_check/log/*; do
-				[[ -f $f ]] || continue
-				echo "--- tail of ${f#"$tapdir"/}:"
-				tail -n 40 "$f"
+			# the logs of the failed test files: test output, then each node's server log
+			failed_tap=$(sed -n '/^Test Summary Report/,$p' "$logdir/prove.out" |
+				grep -oE '^perl/t/[^ ]+\.pl' | xargs -r -n1 basename | sed 's/\.pl$//')
+			for t in $failed_tap; do
+				for f in "$tapdir/tmp_check/log/regress_log_$t" "$tapdir/tmp_check/log/${t}_"*.log; do
+					[[ -f $f ]] || continue
+					echo "--- tail of ${f#"$tapdir"/}:"
+					tail -n 60 "$f"
+				done
 			done
 			record tap fail $((SECONDS - t0)) "(log tails above)"
 		fi

@@ -1,0 +1,159 @@
+#!/bin/bash
+# scripts/demo.sh: the demo (README's first command).
+#
+# From the repo root, as root on Debian bookworm:  bash scripts/demo.sh
+#
+# Installs what is missing, builds and installs omen, starts a throwaway
+# PostgreSQL 15, loads the 60,000 Fashion-MNIST training images (784
+# dimensions each) into fmnist_train(id, label, v vector(784)) and the 10,000
+# test images into fmnist_test, then finds the 10 nearest training images of
+# a few test images with an exact  ORDER BY v <-> q LIMIT 10  and times it.
+# The cluster is removed at the end.  OMEN_DEMO_QUERIES sets how many test
+# images are timed (default 20).
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$OMEN_ROOT"
+export PATH="$PG_BINDIR:$PATH"
+
+nqueries=${OMEN_DEMO_QUERIES:-20}
+show_ids=(0 1 2)			# test images shown with their neighbours
+data_dir=/usr/share/datasets/fashion-mnist
+work=$(mktemp -d "${TMPDIR:-/tmp}/omen-demo.XXXXXX")
+omen_on_exit "rm -rf '$work'"
+
+step()
+{
+	echo
+	echo "== $* =="
+}
+
+# Run quietly, show the output only if it fails
+quiet()
+{
+	if ! "$@" >"$work/step.log" 2>&1; then
+		tail -n 60 "$work/step.log"
+		echo "demo: failed: $*" >&2
+		exit 1
+	fi
+}
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+
+step "1/5  Packages (scripts/deps.sh)"
+bash scripts/deps.sh
+
+step "2/5  Build and install omen, and the Fashion-MNIST loader (bench/)"
+quiet make PG_CONFIG="$PG_CONFIG" clean
+quiet make -j"$(nproc)" PG_CONFIG="$PG_CONFIG"
+quiet make PG_CONFIG="$PG_CONFIG" install
+quiet make -C bench
+echo "omen installed into $("$PG_CONFIG" --pkglibdir); loader: bench/fmnist_load"
+bench/fmnist_load -d "$data_dir" -s train -c
+bench/fmnist_load -d "$data_dir" -s t10k -c
+
+step "3/5  Start a throwaway PostgreSQL 15"
+cluster_start shared_buffers=1GB maintenance_work_mem=1GB work_mem=64MB
+echo "server: $(psql -XAtqc 'SELECT version()' | cut -d' ' -f1-2), socket $PGHOST, port $PGPORT"
+psql() { command psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+
+psql <<'SQL'
+CREATE EXTENSION omen;
+CREATE TABLE fmnist_train (id int PRIMARY KEY, label int NOT NULL, v vector(784) NOT NULL);
+CREATE TABLE fmnist_test (id int PRIMARY KEY, label int NOT NULL, v vector(784) NOT NULL);
+CREATE TABLE fmnist_labels (label int PRIMARY KEY, name text NOT NULL);
+INSERT INTO fmnist_labels VALUES
+	(0, 'T-shirt/top'), (1, 'Trouser'), (2, 'Pullover'), (3, 'Dress'), (4, 'Coat'),
+	(5, 'Sandal'), (6, 'Shirt'), (7, 'Sneaker'), (8, 'Bag'), (9, 'Ankle boot');
+SQL
+echo "distance kernels in use: $(psql -XAtc 'SELECT omen_simd_level()')"
+
+step "4/5  Load Fashion-MNIST: bench/fmnist_load | psql -c '\\copy ... from stdin'"
+t0=$(now)
+bench/fmnist_load -d "$data_dir" -s train | psql -c '\copy fmnist_train (id, label, v) FROM stdin'
+t1=$(now)
+bench/fmnist_load -d "$data_dir" -s t10k | psql -c '\copy fmnist_test (id, label, v) FROM stdin'
+psql -c 'VACUUM ANALYZE fmnist_train, fmnist_test'
+load_s=$(elapsed "$t0" "$t1")
+train_rows=$(psql -At -c 'SELECT count(*) FROM fmnist_train')
+test_rows=$(psql -At -c 'SELECT count(*) FROM fmnist_test')
+psql <<'SQL'
+\pset footer off
+SELECT 'fmnist_train' AS "table", count(*) AS rows, min(vector_dims(v)) AS dims,
+       pg_size_pretty(pg_total_relation_size('fmnist_train')) AS size
+FROM fmnist_train
+UNION ALL
+SELECT 'fmnist_test', count(*), min(vector_dims(v)),
+       pg_size_pretty(pg_total_relation_size('fmnist_test'))
+FROM fmnist_test;
+SQL
+echo "loaded $train_rows training rows in $load_s s"
+
+step "5/5  Exact nearest neighbours: ORDER BY v <-> q LIMIT 10 (no index: every row is compared)"
+cat <<'TXT'
+Each query below is, with q the test image's vector:
+    SELECT id, label, v <-> q AS distance FROM fmnist_train ORDER BY v <-> q LIMIT 10
+("Time" is psql's round trip for that query.)
+TXT
+# warm the cache so the first timing is not a disk read
+psql -At -c 'SELECT count(*) FROM fmnist_train WHERE vector_dims(v) = 784' >/dev/null
+
+for qid in "${show_ids[@]}"; do
+	qlabel=$(psql -At -c "SELECT name FROM fmnist_test JOIN fmnist_labels USING (label) WHERE id = $qid")
+	nn=$(psql -At -c "SELECT id FROM fmnist_train ORDER BY v <-> (SELECT v FROM fmnist_test WHERE id = $qid) LIMIT 1")
+	echo
+	echo "Test image $qid ($qlabel) and its nearest training image $nn:"
+	paste -d' ' \
+		<(bench/fmnist_load -d "$data_dir" -s t10k -o "$qid" -n 1 -a | sed 's/^/    |/; s/$/|/') \
+		<(bench/fmnist_load -d "$data_dir" -s train -o "$nn" -n 1 -a | sed 's/^/   |/; s/$/|/')
+	psql -v qid="$qid" <<'SQL'
+\pset footer off
+SELECT v AS q FROM fmnist_test WHERE id = :qid \gset
+\echo
+\echo The 10 training images closest to test image :qid:
+\timing on
+SELECT n.id, l.name AS label, round(n.distance::numeric, 1) AS distance
+FROM (SELECT id, label, v <-> :'q' AS distance
+      FROM fmnist_train
+      ORDER BY v <-> :'q'
+      LIMIT 10) n
+JOIN fmnist_labels l USING (label)
+ORDER BY n.distance, n.id;
+\timing off
+SQL
+done
+
+# Time nqueries queries (test images 0..n-1), output discarded; psql's
+# \timing line is the client-side round trip of one query.
+{
+	for ((qid = 0; qid < nqueries; qid++)); do
+		echo "SELECT v AS q FROM fmnist_test WHERE id = $qid \\gset"
+		echo '\timing on'
+		echo "SELECT id FROM fmnist_train ORDER BY v <-> :'q' LIMIT 10 \\g /dev/null"
+		echo '\timing off'
+	done
+} >"$work/timed.sql"
+psql -f "$work/timed.sql" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | sort -n >"$work/times"
+median_ms=$(awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }' "$work/times")
+min_ms=$(head -n 1 "$work/times")
+max_ms=$(tail -n 1 "$work/times")
+timed=$(wc -l <"$work/times")
+
+# How often the 10 neighbours share the query's label (a 10-NN classifier)
+agree=$(psql -At <<SQL
+SELECT round(100.0 * avg((n.label = q.label)::int), 1)
+FROM (SELECT * FROM fmnist_test WHERE id < $nqueries) q,
+     LATERAL (SELECT label FROM fmnist_train ORDER BY v <-> q.v LIMIT 10) n
+SQL
+)
+
+echo
+echo "== Summary =="
+printf '  %-34s %s\n' \
+	"vectors loaded" "$train_rows training + $test_rows test images, 784 dimensions each" \
+	"load time (60,000 rows, \\copy)" "$load_s s ($(awk -v n="$train_rows" -v s="$load_s" 'BEGIN { printf "%d", n / s }') rows/s)" \
+	"exact 10-NN query, median" "$median_ms ms over $timed queries (min $min_ms, max $max_ms)" \
+	"neighbours with the query's label" "$agree% (over the same $nqueries queries)" \
+	"distance kernels" "$(psql -At -c 'SELECT omen_simd_level()')"
+echo
+echo "The cluster is removed now; scripts/cluster.sh starts one to try queries by hand."
