@@ -184,11 +184,15 @@ if want tap; then
 		omen_on_exit "rm -rf '$tapdir'"
 		cp -r test/perl "$tapdir/perl"
 		echo "wal_consistency_checking = 'generic'" >"$tapdir/temp.conf"
+		# the framework's socket directories go here too, so nothing is left
+		# in /tmp when a failed test keeps its temporary files
+		mkdir "$tapdir/tmp"
 		chown -R postgres: "$tapdir"
 		chmod 755 "$tapdir"
 		(cd "$tapdir" && as_postgres env \
 			PATH="$PATH" \
 			TESTDIR="$tapdir" \
+			TMPDIR="$tapdir/tmp" \
 			PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" \
 			TEMP_CONFIG="$tapdir/temp.conf" \
 			PERL5LIB="$PGXS_DIR/src/test/perl:$tapdir/perl" \
@@ -206,7 +210,10 @@ if want tap; then
 					tail -n 60 "$f"
 				done
 			done
-			record tap fail $((SECONDS - t0)) "(log tails above)"
+			rm -rf test/perl/tmp_check
+			mkdir -p test/perl/tmp_check
+			cp -r "$tapdir/tmp_check/log" test/perl/tmp_check/ 2>/dev/null || true
+			record tap fail $((SECONDS - t0)) "(log tails above; all logs in test/perl/tmp_check/log)"
 		fi
 	fi
 fi
