@@ -20,6 +20,8 @@ my $dim = 24;
 my @index_ddl = (
 	# "CREATE INDEX items_hnsw ON items USING omen_hnsw (v vector_l2_ops)",
 );
+# ... and make the compared queries use the index: 'SET enable_seqscan = off;'
+my $query_settings = '';
 
 # wal_level = replica, so even the table created below is WAL-logged
 my $node = omen_node('crash', allows_streaming => 1);
@@ -41,7 +43,7 @@ $node->safe_psql('postgres', q{
 });
 
 my $q = omen_vector_literal(1, $dim);
-my $queries = qq{
+my $queries = qq{$query_settings
 	SELECT count(*), round(sum(v <-> $q)::numeric, 1) FROM items;
 	SELECT md5(string_agg(id || ':' || v::text, ',' ORDER BY id)) FROM items;
 	SELECT string_agg(id::text, ',') FROM

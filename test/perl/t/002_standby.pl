@@ -19,6 +19,8 @@ my $dim = 16;
 my @index_ddl = (
 	# "CREATE INDEX items_hnsw ON items USING omen_hnsw (v vector_l2_ops)",
 );
+# ... and make the compared queries use the index: 'SET enable_seqscan = off;'
+my $query_settings = '';
 
 my $primary = omen_node('primary', allows_streaming => 1);
 my $standby = omen_standby($primary, 'standby');
@@ -33,7 +35,7 @@ $primary->safe_psql('postgres', omen_vectors_sql('items', 1, 3000, $dim));
 # The same queries on both nodes: counts, an order-independent checksum of
 # all rows, and the 10 nearest neighbours under each distance for a few
 # query vectors.
-my $queries = "SELECT count(*), md5(string_agg(id || ':' || v::text, ',' ORDER BY id)) FROM items;\n";
+my $queries = "$query_settings\nSELECT count(*), md5(string_agg(id || ':' || v::text, ',' ORDER BY id)) FROM items;\n";
 for my $k (1 .. 3)
 {
 	my $q = omen_vector_literal($k, $dim);
