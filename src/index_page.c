@@ -1,0 +1,139 @@
+/*
+ * index_page.c
+ *	  Page and generic-WAL helpers shared by both graph indexes, and the
+ *	  settings both use.
+ *
+ * Every change to an index page goes through OmenXLogStart / Register /
+ * Finish (generic WAL, at most MAX_GENERIC_XLOG_PAGES pages per record), so
+ * standbys and crash recovery see exactly what the primary wrote.  A bulk
+ * build writes its pages unlogged and then logs them all at once with
+ * OmenLogBuiltFork.
+ */
+#include "postgres.h"
+
+#include "access/xloginsert.h"
+#include "miscadmin.h"
+#include "omen_index.h"
+#include "storage/lmgr.h"
+#include "utils/guc.h"
+#include "utils/rel.h"
+
+int			omen_max_scan_tuples = 20000;
+
+/* Lay out an empty omen page of the given kind */
+void
+OmenInitPage(Page page, uint16 kind)
+{
+	OmenPageOpaque opaque;
+
+	PageInit(page, BLCKSZ, sizeof(OmenPageOpaqueData));
+	opaque = OmenPageGetOpaque(page);
+	opaque->nextblkno = InvalidBlockNumber;
+	opaque->kind = kind;
+	opaque->page_id = OMEN_PAGE_ID;
+}
+
+/* Error out if a page is not an omen page of the expected kind */
+void
+OmenCheckPage(Relation index, Buffer buf, Page page, uint16 kind)
+{
+	OmenPageOpaque opaque;
+
+	if (PageIsNew(page) ||
+		PageGetSpecialSize(page) != MAXALIGN(sizeof(OmenPageOpaqueData)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" contains an unexpected page at block %u",
+						RelationGetRelationName(index),
+						BufferGetBlockNumber(buf)),
+				 errhint("Please REINDEX it.")));
+	opaque = OmenPageGetOpaque(page);
+	if (opaque->page_id != OMEN_PAGE_ID || opaque->kind != kind)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" has a page of kind %u at block %u, expected kind %u",
+						RelationGetRelationName(index), opaque->kind,
+						BufferGetBlockNumber(buf), kind),
+				 errhint("Please REINDEX it.")));
+}
+
+/* Extend the fork by one page and return it exclusively locked */
+Buffer
+OmenNewBuffer(Relation index, ForkNumber fork)
+{
+	Buffer		buf;
+	bool		needLock = !RELATION_IS_LOCAL(index);
+
+	/* the relation-extension lock keeps two extenders off the same block */
+	if (needLock)
+		LockRelationForExtension(index, ExclusiveLock);
+	buf = ReadBufferExtended(index, fork, P_NEW, RBM_NORMAL, NULL);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	if (needLock)
+		UnlockRelationForExtension(index, ExclusiveLock);
+	return buf;
+}
+
+/* Begin a generic WAL record */
+void
+OmenXLogStart(OmenXLog *x, Relation index)
+{
+	x->state = GenericXLogStart(index);
+	x->nbufs = 0;
+}
+
+/*
+ * Register an exclusively locked buffer; returns the page image to change.
+ * newpage: the page is being initialised, log a full image.
+ */
+Page
+OmenXLogRegister(OmenXLog *x, Buffer buf, bool newpage)
+{
+	Assert(x->nbufs < MAX_GENERIC_XLOG_PAGES);
+	x->nbufs++;
+	return GenericXLogRegisterBuffer(x->state, buf,
+									 newpage ? GENERIC_XLOG_FULL_IMAGE : 0);
+}
+
+/* Apply the changes to the buffers and write the record */
+void
+OmenXLogFinish(OmenXLog *x)
+{
+	GenericXLogFinish(x->state);
+	x->state = NULL;
+}
+
+/* Discard the changes */
+void
+OmenXLogAbort(OmenXLog *x)
+{
+	if (x->state)
+		GenericXLogAbort(x->state);
+	x->state = NULL;
+}
+
+/* After a bulk build that wrote pages unlogged: log every page at once */
+void
+OmenLogBuiltFork(Relation index, ForkNumber fork)
+{
+	BlockNumber nblocks = RelationGetNumberOfBlocksInFork(index, fork);
+
+	if (RelationNeedsWAL(index) || fork == INIT_FORKNUM)
+		log_newpage_range(index, fork, 0, nblocks, true);
+}
+
+/* Settings that both access methods read */
+void
+OmenIndexDefineGucs(void)
+{
+	DefineCustomIntVariable("omen.max_scan_tuples",
+							"Most rows one omen index scan returns.",
+							"A scan goes on past its first search list while "
+							"the executor asks for more rows (for example when "
+							"a WHERE clause filters them), up to this many; "
+							"-1 means until the index is exhausted.",
+							&omen_max_scan_tuples,
+							20000, -1, INT_MAX,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+}

@@ -1,0 +1,217 @@
+/*
+ * index_search.c
+ *	  The best-first graph search both access methods use (HNSW's
+ *	  SearchLayer, DiskANN's GreedySearch), over caller-supplied callbacks.
+ *
+ * State: cand (min-heap of nodes to expand), result (max-heap of the best
+ * ef found), visited (ids already seen).  A node is expanded when it is
+ * the nearest in cand; the search stops when that node is further than the
+ * furthest kept result and result is full.
+ *
+ * For scans that must go on past the first ef rows, keep_rejected keeps
+ * every node that was found but not kept (or later pushed out of result) in
+ * the rejected min-heap.  When the caller has taken a batch of results,
+ * OmenGraphSearchNextBatch refills result with the nearest ef rejected
+ * nodes, queues the ones never expanded, and runs the loop again: the next
+ * batch is the best ef not yet returned among everything reachable so far.
+ * Within a batch the order is exact; a later batch may hold a node nearer
+ * than one returned before it (the graph only reveals it later).
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "omen_index.h"
+
+/* Set up a search that keeps the best ef results */
+void
+OmenGraphSearchInit(OmenGraphSearch *s, const OmenGraphOps *ops, void *arg,
+					int ef, int maxneighbors, bool keep_rejected)
+{
+	memset(s, 0, sizeof(*s));
+	s->ops = ops;
+	s->arg = arg;
+	s->ef = Max(ef, 1);
+	s->maxneighbors = maxneighbors;
+	s->keep_rejected = keep_rejected;
+	OmenVisitedInit(&s->visited, s->ef * 8);
+	OmenHeapInit(&s->cand, s->ef * 2, false);
+	OmenHeapInit(&s->result, s->ef + 1, true);
+	OmenHeapInit(&s->rejected, keep_rejected ? s->ef * 4 : 16, false);
+	s->nbuf = palloc(sizeof(uint64) * Max(maxneighbors, 1));
+}
+
+/* Forget everything for a fresh search (e.g. the next layer down) */
+void
+OmenGraphSearchReset(OmenGraphSearch *s, int ef)
+{
+	s->ef = Max(ef, 1);
+	OmenVisitedReset(&s->visited);
+	s->cand.count = 0;
+	s->result.count = 0;
+	s->rejected.count = 0;
+	s->nexpanded = 0;
+}
+
+/* Release a search's memory */
+void
+OmenGraphSearchFree(OmenGraphSearch *s)
+{
+	OmenVisitedFree(&s->visited);
+	OmenHeapFree(&s->cand);
+	OmenHeapFree(&s->result);
+	OmenHeapFree(&s->rejected);
+	if (s->nbuf)
+		pfree(s->nbuf);
+	if (s->expanded)
+		pfree(s->expanded);
+	s->nbuf = NULL;
+	s->expanded = NULL;
+}
+
+/* Offer a found node to the result list; the loser goes to rejected */
+static void
+Offer(OmenGraphSearch *s, OmenCand c, bool isresult)
+{
+	OmenHeap   *r = &s->result;
+
+	if (r->count < s->ef || c.dist < r->items[0].dist)
+	{
+		c.id &= ~OMEN_CAND_QUEUED;
+		OmenHeapPush(&s->cand, c);
+		if (!isresult)
+			return;
+		OmenHeapPush(r, c);
+		if (r->count > s->ef)
+		{
+			OmenCand	out = OmenHeapPop(r);
+
+			/* it is already queued in cand */
+			if (s->keep_rejected)
+			{
+				out.id |= OMEN_CAND_QUEUED;
+				OmenHeapPush(&s->rejected, out);
+			}
+		}
+	}
+	else if (s->keep_rejected && isresult)
+		OmenHeapPush(&s->rejected, c);
+}
+
+/* Add a starting node by id; false if the callback skipped it */
+bool
+OmenGraphSearchAddEntry(OmenGraphSearch *s, uint64 id)
+{
+	OmenCand	c;
+	bool		isresult = true;
+
+	if (OmenVisitedTestAndSet(&s->visited, id))
+		return true;
+	if (!s->ops->visit(s->arg, id, &c.dist, &isresult, &c.aux))
+		return false;
+	s->ndistances++;
+	c.id = id;
+	Offer(s, c, isresult);
+	return true;
+}
+
+/* Add a starting node whose distance is already known (a result) */
+void
+OmenGraphSearchAddCand(OmenGraphSearch *s, OmenCand c)
+{
+	if (OmenVisitedTestAndSet(&s->visited, c.id))
+		return;
+	Offer(s, c, true);
+}
+
+/* Expand nodes until no candidate can improve the results */
+void
+OmenGraphSearchRun(OmenGraphSearch *s, int layer)
+{
+	while (s->cand.count > 0)
+	{
+		OmenCand	c = s->cand.items[0];
+		int			n;
+
+		if (s->result.count >= s->ef && c.dist > s->result.items[0].dist)
+			break;
+		OmenHeapPop(&s->cand);
+
+		CHECK_FOR_INTERRUPTS();
+
+		if (s->record_expanded)
+		{
+			if (s->nexpanded == s->maxexpanded)
+			{
+				s->maxexpanded = Max(64, s->maxexpanded * 2);
+				s->expanded = s->expanded
+					? repalloc(s->expanded, sizeof(OmenCand) * s->maxexpanded)
+					: palloc(sizeof(OmenCand) * s->maxexpanded);
+			}
+			s->expanded[s->nexpanded++] = c;
+		}
+
+		n = s->ops->neighbors(s->arg, c.id, c.aux, layer, s->nbuf,
+							  s->maxneighbors);
+		for (int i = 0; i < n; i++)
+		{
+			OmenCand	e;
+			bool		isresult = true;
+
+			if (OmenVisitedTestAndSet(&s->visited, s->nbuf[i]))
+				continue;
+			if (!s->ops->visit(s->arg, s->nbuf[i], &e.dist, &isresult, &e.aux))
+				continue;
+			s->ndistances++;
+			e.id = s->nbuf[i];
+			Offer(s, e, isresult);
+		}
+	}
+}
+
+/*
+ * Take the current results, nearest first, leaving result empty.  *out is
+ * palloc'd (or NULL when there are none); returns the count.
+ */
+int
+OmenGraphSearchTakeResults(OmenGraphSearch *s, OmenCand **out)
+{
+	int			n = s->result.count;
+	OmenCand   *r;
+
+	if (n == 0)
+	{
+		*out = NULL;
+		return 0;
+	}
+	r = palloc(sizeof(OmenCand) * n);
+	for (int i = n - 1; i >= 0; i--)
+	{
+		r[i] = OmenHeapPop(&s->result);
+		r[i].id &= ~OMEN_CAND_QUEUED;
+	}
+	*out = r;
+	return n;
+}
+
+/*
+ * After the caller took a batch: find the next best ef nodes not yet
+ * returned.  Returns false when nothing is left to find.
+ */
+bool
+OmenGraphSearchNextBatch(OmenGraphSearch *s, int layer)
+{
+	Assert(s->keep_rejected);
+	Assert(s->result.count == 0);
+
+	while (s->rejected.count > 0 && s->result.count < s->ef)
+	{
+		OmenCand	c = OmenHeapPop(&s->rejected);
+
+		if (!(c.id & OMEN_CAND_QUEUED))
+			OmenHeapPush(&s->cand, c);
+		c.id &= ~OMEN_CAND_QUEUED;
+		OmenHeapPush(&s->result, c);
+	}
+	OmenGraphSearchRun(s, layer);
+	return s->result.count > 0;
+}

@@ -1,0 +1,279 @@
+/*
+ * omen_index.h
+ *	  What omen's two graph indexes (omen_hnsw, omen_diskann) share:
+ *	  metrics resolved from the operator class, candidate heaps, a visited
+ *	  set, RobustPrune neighbour selection, and page / generic-WAL helpers.
+ *
+ * Nothing here knows about a particular graph; src/am_hnsw/ and
+ * src/am_diskann/ hold only what differs.
+ */
+#ifndef OMEN_INDEX_H
+#define OMEN_INDEX_H
+
+#include "postgres.h"
+
+#include "access/generic_xlog.h"
+#include "storage/bufmgr.h"
+#include "utils/relcache.h"
+#include "simd/omen_simd.h"
+#include "vector.h"
+
+/* ---------------------------------------------------------------------
+ * Metrics
+ *
+ * An operator class names its distance function as support function 1.
+ * When that is one of omen's own C functions the index calls the matching
+ * SIMD kernel directly; any other function is called through fmgr.
+ * Cosine is served as squared L2 on unit vectors (|a-b|^2 = 2 - 2cos), so
+ * the index stores normalised vectors and every metric it walks with except
+ * inner product is non-negative.
+ * ---------------------------------------------------------------------
+ */
+typedef enum OmenMetric
+{
+	OMEN_METRIC_L2 = 0,			/* squared L2; reported as its square root */
+	OMEN_METRIC_IP,				/* negative inner product */
+	OMEN_METRIC_COSINE,			/* squared L2 of unit vectors */
+	OMEN_METRIC_L1,				/* L1 */
+	OMEN_METRIC_FMGR			/* an unknown function, through fmgr */
+} OmenMetric;
+
+/* Support function numbers shared by both access methods */
+#define OMEN_DISTANCE_PROC		1
+#define OMEN_NPROCS				1
+
+typedef struct OmenDistance
+{
+	OmenMetric	metric;
+	int			dim;			/* vector length the index holds */
+	FmgrInfo   *fmgr;			/* OMEN_METRIC_FMGR only */
+	Oid			collation;
+} OmenDistance;
+
+extern void OmenDistanceInit(OmenDistance *dist, Relation index);
+extern const char *OmenMetricName(OmenMetric metric);
+
+extern float OmenDistanceFmgr(const OmenDistance *dist, const float *a,
+							  const float *b);
+
+/* Distance between two full vectors of dist->dim elements */
+static inline float
+OmenDistanceCalc(const OmenDistance *dist, const float *a, const float *b)
+{
+	switch (dist->metric)
+	{
+		case OMEN_METRIC_L2:
+		case OMEN_METRIC_COSINE:
+			return omen_kernels->l2sq(a, b, dist->dim);
+		case OMEN_METRIC_IP:
+			return -omen_kernels->ip(a, b, dist->dim);
+		case OMEN_METRIC_L1:
+			return omen_kernels->l1(a, b, dist->dim);
+		default:
+			return OmenDistanceFmgr(dist, a, b);
+	}
+}
+
+/*
+ * Turn the distance the index ranks by into what the SQL operator returns
+ * (sqrt for L2, 1 - cos for cosine).
+ */
+extern double OmenDistanceToSql(const OmenDistance *dist, float d);
+
+/*
+ * Prepare a value for the index: check its length and finiteness, and for
+ * cosine normalise it.  Returns false for a value the index does not hold (a
+ * zero vector under cosine).  out must have room for dist->dim floats.
+ */
+extern bool OmenPrepareVector(const OmenDistance *dist, const Vector *v,
+							  float *out);
+
+/* ---------------------------------------------------------------------
+ * Candidates and heaps
+ * ---------------------------------------------------------------------
+ */
+typedef struct OmenCand
+{
+	float		dist;
+	uint32		aux;			/* caller's flags / level */
+	uint64		id;				/* node id or packed ItemPointer */
+} OmenCand;
+
+/* A binary heap of candidates, nearest on top (min) or furthest (max) */
+typedef struct OmenHeap
+{
+	OmenCand   *items;
+	int			count;
+	int			capacity;
+	bool		max;			/* true: furthest on top */
+} OmenHeap;
+
+extern void OmenHeapInit(OmenHeap *h, int capacity, bool max);
+extern void OmenHeapPush(OmenHeap *h, OmenCand c);
+extern OmenCand OmenHeapPop(OmenHeap *h);
+extern void OmenHeapFree(OmenHeap *h);
+
+static inline OmenCand *
+OmenHeapTop(OmenHeap *h)
+{
+	return h->count > 0 ? &h->items[0] : NULL;
+}
+
+extern void OmenSortCands(OmenCand *c, int n);
+
+/* ItemPointer <-> uint64 id */
+static inline uint64
+OmenTidToId(ItemPointer tid)
+{
+	return ((uint64) ItemPointerGetBlockNumberNoCheck(tid) << 16) |
+		ItemPointerGetOffsetNumberNoCheck(tid);
+}
+
+static inline void
+OmenIdToTid(uint64 id, ItemPointer tid)
+{
+	ItemPointerSet(tid, (BlockNumber) (id >> 16), (OffsetNumber) (id & 0xFFFF));
+}
+
+/* ---------------------------------------------------------------------
+ * Visited set: open addressing over uint64 ids
+ * ---------------------------------------------------------------------
+ */
+typedef struct OmenVisited
+{
+	uint64	   *slots;			/* id + 1; 0 marks an empty slot */
+	uint32		mask;
+	uint32		count;
+} OmenVisited;
+
+extern void OmenVisitedInit(OmenVisited *v, int expected);
+extern void OmenVisitedReset(OmenVisited *v);
+extern void OmenVisitedFree(OmenVisited *v);
+
+/* Add id; returns true if it was already there */
+extern bool OmenVisitedTestAndSet(OmenVisited *v, uint64 id);
+
+/* ---------------------------------------------------------------------
+ * Best-first graph search (index_search.c)
+ *
+ * HNSW's SearchLayer and DiskANN's GreedySearch are one loop: expand the
+ * nearest unexpanded candidate, keep the best ef results.  The access
+ * method supplies two callbacks, so the same loop runs over the in-memory
+ * build graph and over index pages.  A search can be resumed for the next
+ * ef results, which is how scans go on past their first list.
+ * ---------------------------------------------------------------------
+ */
+typedef struct OmenGraphOps
+{
+	/*
+	 * Distance from the query to node id.  Returns false to skip the node
+	 * entirely; sets *isresult false for a node that may be walked through
+	 * but not returned (deleted).  *aux is stored with the candidate.
+	 */
+	bool		(*visit) (void *arg, uint64 id, float *dist, bool *isresult,
+						  uint32 *aux);
+	/* Writes at most max neighbour ids of (id, aux) at layer; returns count */
+	int			(*neighbors) (void *arg, uint64 id, uint32 aux, int layer,
+							  uint64 *out, int max);
+} OmenGraphOps;
+
+/* Flag kept in a rejected candidate's id: it is already queued to expand */
+#define OMEN_CAND_QUEUED	(UINT64CONST(1) << 63)
+
+typedef struct OmenGraphSearch
+{
+	const OmenGraphOps *ops;
+	void	   *arg;
+	int			ef;
+	int			maxneighbors;	/* largest neighbour list */
+	bool		keep_rejected;	/* remember candidates for a next batch */
+	bool		record_expanded;	/* keep every expanded node */
+	OmenVisited visited;
+	OmenHeap	cand;			/* to expand, nearest first */
+	OmenHeap	result;			/* best ef, furthest on top */
+	OmenHeap	rejected;		/* found but not kept, nearest first */
+	uint64	   *nbuf;
+	OmenCand   *expanded;
+	int			nexpanded;
+	int			maxexpanded;
+	uint64		ndistances;		/* statistics */
+} OmenGraphSearch;
+
+extern void OmenGraphSearchInit(OmenGraphSearch *s, const OmenGraphOps *ops,
+								void *arg, int ef, int maxneighbors,
+								bool keep_rejected);
+extern void OmenGraphSearchReset(OmenGraphSearch *s, int ef);
+extern void OmenGraphSearchFree(OmenGraphSearch *s);
+extern bool OmenGraphSearchAddEntry(OmenGraphSearch *s, uint64 id);
+extern void OmenGraphSearchAddCand(OmenGraphSearch *s, OmenCand c);
+extern void OmenGraphSearchRun(OmenGraphSearch *s, int layer);
+extern int	OmenGraphSearchTakeResults(OmenGraphSearch *s, OmenCand **out);
+extern bool OmenGraphSearchNextBatch(OmenGraphSearch *s, int layer);
+
+/* ---------------------------------------------------------------------
+ * RobustPrune (ALGORITHMS.md section 1)
+ *
+ * cands[0..n) are sorted by distance to the node p being linked; pairdist
+ * returns d(cands[i], cands[j]).  Chooses up to maxdeg of them, escalating
+ * the domination factor from 1 to alpha by steps of 1.2; alpha = 1 is
+ * HNSW's heuristic.  Writes the chosen indexes, nearest first, to out and
+ * returns how many.
+ * ---------------------------------------------------------------------
+ */
+typedef float (*OmenPairDistFn) (void *arg, int i, int j);
+
+extern int	OmenRobustPrune(const OmenCand *cands, int n, float alpha,
+							int maxdeg, OmenPairDistFn pairdist, void *arg,
+							int *out);
+
+/* ---------------------------------------------------------------------
+ * Pages and generic WAL
+ *
+ * Every omen index page ends with an OmenPageOpaque that names the page's
+ * kind, so a page read from disk can be checked before it is trusted.
+ * ---------------------------------------------------------------------
+ */
+#define OMEN_PAGE_ID		0xE0A1	/* in every omen page's special space */
+
+typedef struct OmenPageOpaqueData
+{
+	BlockNumber nextblkno;		/* access-method specific chaining */
+	uint16		kind;			/* access-method specific page kind */
+	uint16		page_id;		/* OMEN_PAGE_ID */
+} OmenPageOpaqueData;
+
+typedef OmenPageOpaqueData *OmenPageOpaque;
+
+#define OmenPageGetOpaque(page) \
+	((OmenPageOpaque) PageGetSpecialPointer(page))
+
+extern void OmenInitPage(Page page, uint16 kind);
+extern void OmenCheckPage(Relation index, Buffer buf, Page page, uint16 kind);
+
+/* Add a new, exclusively locked buffer at the end of the fork */
+extern Buffer OmenNewBuffer(Relation index, ForkNumber fork);
+
+/*
+ * A generic WAL record over up to MAX_GENERIC_XLOG_PAGES buffers.  Register
+ * the buffers (exclusively locked), change the returned page images, finish.
+ */
+typedef struct OmenXLog
+{
+	GenericXLogState *state;
+	int			nbufs;
+} OmenXLog;
+
+extern void OmenXLogStart(OmenXLog *x, Relation index);
+extern Page OmenXLogRegister(OmenXLog *x, Buffer buf, bool newpage);
+extern void OmenXLogFinish(OmenXLog *x);
+extern void OmenXLogAbort(OmenXLog *x);
+
+/* WAL-log every page of a freshly built fork at once, if it needs WAL */
+extern void OmenLogBuiltFork(Relation index, ForkNumber fork);
+
+/* The cap on how many rows one index scan returns (omen.max_scan_tuples) */
+extern int	omen_max_scan_tuples;
+
+extern void OmenIndexDefineGucs(void);
+
+#endif							/* OMEN_INDEX_H */
