@@ -59,8 +59,10 @@ psql() { command psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 
 psql <<'SQL'
 CREATE EXTENSION omen;
-CREATE TABLE fmnist_train (id int PRIMARY KEY, label int NOT NULL, v vector(784) NOT NULL);
-CREATE TABLE fmnist_test (id int PRIMARY KEY, label int NOT NULL, v vector(784) NOT NULL);
+CREATE TABLE fmnist_train (id int PRIMARY KEY, label int NOT NULL, v vector(784) NOT NULL)
+  WITH (toast_tuple_target = 8160);  -- keep rows inline, uncompressed (README, "Storage")
+CREATE TABLE fmnist_test (id int PRIMARY KEY, label int NOT NULL, v vector(784) NOT NULL)
+  WITH (toast_tuple_target = 8160);
 CREATE TABLE fmnist_labels (label int PRIMARY KEY, name text NOT NULL);
 INSERT INTO fmnist_labels VALUES
 	(0, 'T-shirt/top'), (1, 'Trouser'), (2, 'Pullover'), (3, 'Dress'), (4, 'Coat'),
