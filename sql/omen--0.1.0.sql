@@ -208,3 +208,36 @@ CREATE OPERATOR CLASS vector_ops
 	OPERATOR 4 >=,
 	OPERATOR 5 >,
 	FUNCTION 1 vector_cmp(vector, vector);
+
+-- omen_hnsw: hierarchical navigable small world graph index
+
+CREATE FUNCTION omen_hnsw_handler(internal) RETURNS index_am_handler
+	AS 'MODULE_PATHNAME' LANGUAGE C;
+CREATE ACCESS METHOD omen_hnsw TYPE INDEX HANDLER omen_hnsw_handler;
+COMMENT ON ACCESS METHOD omen_hnsw IS 'omen: HNSW graph index for vector similarity search (read-optimised)';
+
+CREATE OPERATOR CLASS vector_l2_ops
+	DEFAULT FOR TYPE vector USING omen_hnsw AS
+	OPERATOR 1 <-> (vector, vector) FOR ORDER BY float_ops,
+	FUNCTION 1 vector_l2_squared_distance(vector, vector);
+CREATE OPERATOR CLASS vector_ip_ops
+	FOR TYPE vector USING omen_hnsw AS
+	OPERATOR 1 <#> (vector, vector) FOR ORDER BY float_ops,
+	FUNCTION 1 vector_negative_inner_product(vector, vector);
+CREATE OPERATOR CLASS vector_cosine_ops
+	FOR TYPE vector USING omen_hnsw AS
+	OPERATOR 1 <=> (vector, vector) FOR ORDER BY float_ops,
+	FUNCTION 1 cosine_distance(vector, vector);
+CREATE OPERATOR CLASS vector_l1_ops
+	FOR TYPE vector USING omen_hnsw AS
+	OPERATOR 1 <+> (vector, vector) FOR ORDER BY float_ops,
+	FUNCTION 1 l1_distance(vector, vector);
+
+-- The shape of an omen_hnsw index, read from its pages
+CREATE FUNCTION omen_hnsw_info(index regclass,
+	OUT pages bigint, OUT live_nodes bigint, OUT deleted_nodes bigint,
+	OUT heap_tids bigint, OUT max_level int, OUT entry_level int,
+	OUT avg_degree_layer0 float8, OUT dimensions int, OUT m int,
+	OUT ef_construction int, OUT storage text, OUT metric text,
+	OUT size_bytes bigint)
+	AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;

@@ -6,6 +6,7 @@
 #include "postgres.h"
 
 #include "omen_index.h"
+#include "utils/memutils.h"
 
 /* true if a belongs above b in the heap */
 static inline bool
@@ -161,7 +162,9 @@ VisitedGrow(OmenVisited *v)
 	uint32		oldsize = v->mask + 1;
 	uint32		newsize = oldsize * 2;
 
-	v->slots = palloc0(sizeof(uint64) * newsize);
+	/* the same context as the old table, whatever is current now */
+	v->slots = MemoryContextAllocZero(GetMemoryChunkContext(old),
+									  sizeof(uint64) * newsize);
 	v->mask = newsize - 1;
 	for (uint32 i = 0; i < oldsize; i++)
 	{
@@ -195,5 +198,21 @@ OmenVisitedTestAndSet(OmenVisited *v, uint64 id)
 	}
 	v->slots[s] = key;
 	v->count++;
+	return false;
+}
+
+/* Whether id is in the set */
+bool
+OmenVisitedContains(const OmenVisited *v, uint64 id)
+{
+	uint64		key = id + 1;
+	uint32		s = VisitedSlot(key, v->mask);
+
+	while (v->slots[s] != 0)
+	{
+		if (v->slots[s] == key)
+			return true;
+		s = (s + 1) & v->mask;
+	}
 	return false;
 }

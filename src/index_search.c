@@ -21,6 +21,7 @@
 
 #include "miscadmin.h"
 #include "omen_index.h"
+#include "utils/memutils.h"
 
 /* Set up a search that keeps the best ef results */
 void
@@ -145,7 +146,8 @@ OmenGraphSearchRun(OmenGraphSearch *s, int layer)
 				s->maxexpanded = Max(64, s->maxexpanded * 2);
 				s->expanded = s->expanded
 					? repalloc(s->expanded, sizeof(OmenCand) * s->maxexpanded)
-					: palloc(sizeof(OmenCand) * s->maxexpanded);
+					: MemoryContextAlloc(GetMemoryChunkContext(s->nbuf),
+										 sizeof(OmenCand) * s->maxexpanded);
 			}
 			s->expanded[s->nexpanded++] = c;
 		}

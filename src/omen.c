@@ -5,6 +5,8 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "am_hnsw/hnsw.h"
+#include "omen_index.h"
 #include "simd/omen_simd.h"
 #include "utils/guc.h"
 
@@ -19,6 +21,8 @@ _PG_init(void)
 {
 	OmenSimdInit();
 	OmenSimdDefineGuc();
+	OmenIndexDefineGucs();
+	HnswDefineGucs();
 
 	/* after every omen.* setting is defined: reject misspelt ones */
 	MarkGUCPrefixReserved("omen");

@@ -152,6 +152,7 @@ extern void OmenVisitedFree(OmenVisited *v);
 
 /* Add id; returns true if it was already there */
 extern bool OmenVisitedTestAndSet(OmenVisited *v, uint64 id);
+extern bool OmenVisitedContains(const OmenVisited *v, uint64 id);
 
 /* ---------------------------------------------------------------------
  * Best-first graph search (index_search.c)

@@ -1,0 +1,244 @@
+/*
+ * hnsw.h
+ *	  omen_hnsw: a hierarchical navigable small world graph on PostgreSQL
+ *	  buffer pages, logged with generic WAL.  See README.md beside this file
+ *	  for the algorithm, page layout, locking order and WAL.
+ */
+#ifndef OMEN_HNSW_H
+#define OMEN_HNSW_H
+
+#include "postgres.h"
+
+#include "access/amapi.h"
+#include "access/generic_xlog.h"
+#include "access/reloptions.h"
+#include "nodes/execnodes.h"
+#include "omen_index.h"
+#include "utils/relcache.h"
+
+/* Index options and their limits */
+#define HNSW_DEFAULT_M				16
+#define HNSW_MIN_M					2
+#define HNSW_MAX_M					100
+#define HNSW_DEFAULT_EF_CONSTRUCTION 64
+#define HNSW_MIN_EF_CONSTRUCTION	4
+#define HNSW_MAX_EF_CONSTRUCTION	1000
+#define HNSW_DEFAULT_EF_SEARCH		40
+#define HNSW_MAX_EF_SEARCH			1000
+#define HNSW_MAX_LEVEL				15	/* levels 0 .. 15 */
+
+/* storage option */
+#define HNSW_STORAGE_FLOAT			0
+#define HNSW_STORAGE_HALF			1
+
+typedef struct HnswOptions
+{
+	int32		vl_len_;		/* varlena header (do not touch directly!) */
+	int			m;
+	int			ef_construction;
+	int			storage;
+} HnswOptions;
+
+/* Page kinds (OmenPageOpaque->kind) */
+#define HNSW_PAGE_META				1
+#define HNSW_PAGE_DATA				2
+
+#define HNSW_METAPAGE_BLKNO			0
+#define HNSW_MAGIC					0x484E5357	/* "HNSW" */
+#define HNSW_VERSION				1
+
+/*
+ * The meta page: parameters fixed at build time and the entry point.  The
+ * entry point changes only under an exclusive lock on this page.
+ */
+typedef struct HnswMetaPageData
+{
+	uint32		magic;
+	uint32		version;
+	uint32		dim;
+	uint16		m;
+	uint16		ef_construction;
+	uint8		storage;		/* HNSW_STORAGE_* */
+	uint8		metric;			/* OmenMetric at build time */
+	int16		entry_level;	/* -1: the index is empty */
+	ItemPointerData entry;		/* entry point's element tuple */
+	BlockNumber insert_page;	/* last page; new tuples go here or after */
+	BlockNumber free_page;		/* first page that may hold a free slot */
+	uint64		inserted;		/* elements ever written (statistics) */
+} HnswMetaPageData;
+
+typedef HnswMetaPageData *HnswMetaPage;
+
+#define HnswPageGetMeta(page) ((HnswMetaPage) PageGetContents(page))
+
+/* Element tuple: one per distinct indexed vector */
+#define HNSW_HEAPTIDS				4
+
+#define HNSW_ELEMENT_LIVE			0
+#define HNSW_ELEMENT_DELETED		1	/* no live heap rows; still linked */
+#define HNSW_ELEMENT_FREE			2	/* unlinked; slot may be reused */
+
+#define HNSW_TUPLE_ELEMENT			1
+#define HNSW_TUPLE_NEIGHBORS		2
+
+typedef struct HnswElementTupleData
+{
+	uint8		type;			/* HNSW_TUPLE_ELEMENT */
+	uint8		level;
+	uint8		state;			/* HNSW_ELEMENT_* */
+	uint8		version;		/* bumped when the slot is reused */
+	ItemPointerData heaptids[HNSW_HEAPTIDS];	/* invalid = unused */
+	ItemPointerData neighbortid;	/* this element's neighbour tuple */
+	uint16		unused;
+	char		data[FLEXIBLE_ARRAY_MEMBER];	/* float4 or float16 x dim */
+} HnswElementTupleData;
+
+typedef HnswElementTupleData *HnswElementTuple;
+
+#define HNSW_ELEMENT_SIZE(dim, storage) \
+	(offsetof(HnswElementTupleData, data) + \
+	 (Size) (dim) * ((storage) == HNSW_STORAGE_HALF ? 2 : 4))
+
+/*
+ * Neighbour tuple: fixed capacity for the element's level, so it is
+ * rewritten in place.  Layer 0 holds 2m slots, each upper layer m:
+ * layer 0 at [0, 2m), layer l >= 1 at [2m + (l-1)m, 2m + lm).  Unused slots
+ * hold an invalid ItemPointer.
+ */
+typedef struct HnswNeighborTupleData
+{
+	uint8		type;			/* HNSW_TUPLE_NEIGHBORS */
+	uint8		version;		/* the element's version */
+	uint16		count;			/* slots, (level + 2) * m */
+	ItemPointerData tids[FLEXIBLE_ARRAY_MEMBER];
+} HnswNeighborTupleData;
+
+typedef HnswNeighborTupleData *HnswNeighborTuple;
+
+#define HNSW_NEIGHBOR_SLOTS(level, m)	(((level) + 2) * (m))
+#define HNSW_NEIGHBOR_SIZE(level, m) \
+	(offsetof(HnswNeighborTupleData, tids) + \
+	 sizeof(ItemPointerData) * HNSW_NEIGHBOR_SLOTS(level, m))
+
+static inline int
+HnswLayerStart(int layer, int m)
+{
+	return layer == 0 ? 0 : 2 * m + (layer - 1) * m;
+}
+
+static inline int
+HnswLayerCapacity(int layer, int m)
+{
+	return layer == 0 ? 2 * m : m;
+}
+
+/* Bytes an empty data page offers to tuples and their line pointers */
+#define HNSW_PAGE_CAPACITY \
+	(BLCKSZ - MAXALIGN(SizeOfPageHeaderData) - MAXALIGN(sizeof(OmenPageOpaqueData)))
+
+/* Settings */
+extern int	hnsw_ef_search;
+
+/*
+ * What searches and inserts on one index need: the metric, the parameters
+ * and entry point from the meta page, and a scratch buffer for half storage.
+ */
+typedef struct HnswShared
+{
+	Relation	index;
+	OmenDistance dist;
+	int			dim;
+	int			m;
+	int			ef_construction;
+	int			storage;
+	float		ml;				/* level multiplier, 1 / ln(m) */
+	ItemPointerData entry;		/* entry point when read */
+	int			entry_level;	/* -1: empty */
+	float	   *scratch;		/* dim floats: a decoded half vector */
+} HnswShared;
+
+/* An element met during a page search */
+typedef struct HnswNode
+{
+	ItemPointerData tid;		/* element tuple */
+	ItemPointerData neighbortid;
+	ItemPointerData heaptids[HNSW_HEAPTIDS];
+	uint8		level;
+	uint8		state;
+} HnswNode;
+
+/* A best-first search over the index's pages */
+typedef struct HnswDiskSearch
+{
+	HnswShared *hs;
+	const float *query;
+	HnswNode   *nodes;			/* every element read; OmenCand.aux indexes */
+	int			nnodes;
+	int			maxnodes;
+	OmenGraphSearch search;
+} HnswDiskSearch;
+
+/* hnswutils.c */
+extern HnswOptions *HnswGetOptions(Relation index);
+extern int	HnswGetM(Relation index);
+extern int	HnswGetEfConstruction(Relation index);
+extern int	HnswGetStorage(Relation index);
+extern void HnswReadMeta(Relation index, HnswMetaPageData *meta);
+extern void HnswInitShared(HnswShared *hs, Relation index);
+extern void HnswFreeShared(HnswShared *hs);
+extern int	HnswMaxLevel(int m);
+extern int	HnswRandomLevel(float ml, int maxlevel);
+extern void HnswCheckDim(Relation index, int dim, int storage);
+extern void HnswElementGetVector(HnswShared *hs, HnswElementTuple etup,
+								 float *out);
+extern void HnswElementSetVector(HnswShared *hs, HnswElementTuple etup,
+								 const float *vec);
+extern float HnswElementDistance(HnswShared *hs, HnswElementTuple etup,
+								 const float *q);
+extern void HnswDiskSearchInit(HnswDiskSearch *ds, HnswShared *hs,
+							   const float *q, int ef, bool keep_rejected);
+extern void HnswDiskSearchFree(HnswDiskSearch *ds);
+extern bool HnswDiskDescend(HnswDiskSearch *ds, int tolayer, int ef);
+extern bool HnswReadElementVector(HnswShared *hs, ItemPointer tid, float *out,
+								  int *level);
+extern int	HnswReadNeighborLayer(HnswShared *hs, ItemPointer ntid, int layer,
+								  ItemPointer out);
+extern bool HnswReadElementNode(HnswShared *hs, ItemPointer tid,
+								HnswNode *node);
+
+/* hnswbuild.c */
+extern IndexBuildResult *hnswbuild(Relation heap, Relation index,
+								   struct IndexInfo *indexInfo);
+extern void hnswbuildempty(Relation index);
+
+/* hnswinsert.c */
+extern void HnswInsertVector(HnswShared *hs, const float *vec,
+							 ItemPointer heaptid);
+extern bool HnswWriteNeighborLayer(HnswShared *hs, ItemPointer ntid, int layer,
+								   const ItemPointerData *expect,
+								   const ItemPointerData *list, int n);
+extern void HnswAddNeighbor(HnswShared *hs, HnswNode *e, const float *evec,
+							int layer, ItemPointer newtid, float dnew);
+extern bool hnswinsert(Relation index, Datum *values, bool *isnull,
+					   ItemPointer heap_tid, Relation heap,
+					   IndexUniqueCheck checkUnique, bool indexUnchanged,
+					   struct IndexInfo *indexInfo);
+
+/* hnswscan.c */
+extern IndexScanDesc hnswbeginscan(Relation index, int nkeys, int norderbys);
+extern void hnswrescan(IndexScanDesc scan, ScanKey keys, int nkeys,
+					   ScanKey orderbys, int norderbys);
+extern bool hnswgettuple(IndexScanDesc scan, ScanDirection dir);
+extern void hnswendscan(IndexScanDesc scan);
+
+/* hnswvacuum.c */
+extern IndexBulkDeleteResult *hnswbulkdelete(IndexVacuumInfo *info,
+											 IndexBulkDeleteResult *stats,
+											 IndexBulkDeleteCallback callback,
+											 void *callback_state);
+extern IndexBulkDeleteResult *hnswvacuumcleanup(IndexVacuumInfo *info,
+												IndexBulkDeleteResult *stats);
+
+extern void HnswDefineGucs(void);
+
+#endif							/* OMEN_HNSW_H */

@@ -1,0 +1,656 @@
+/*
+ * hnswinsert.c
+ *	  omen_hnsw: inserting one vector into the graph on pages.
+ *
+ * An insert holds at most one buffer lock at a time, and never waits for a
+ * lock while holding one, so inserters, scans and VACUUM cannot deadlock:
+ *
+ * 1. Search the graph (share locks, one page at a time) for the new
+ *    vector's neighbours on each of its layers, and choose them with
+ *    RobustPrune (alpha = 1).
+ * 2. Write the element and neighbour tuples on one page (exclusive lock on
+ *    that page only), in one generic WAL record.
+ * 3. Link back: for each chosen neighbour, read its list, decide its new
+ *    list (pruning when full) with no lock held, then lock its page,
+ *    re-check that the list is unchanged, and write it; on a change, start
+ *    that neighbour again.
+ * 4. If the new element's level is above the entry point's, lock the meta
+ *    page and make it the entry point (re-checked under the lock).
+ *
+ * A vector identical to one already in the graph adds its heap TID to that
+ * element instead of making a new node (while the element has room).
+ */
+#include "postgres.h"
+
+#include "access/generic_xlog.h"
+#include "hnsw.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "storage/freespace.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+/* Neighbour candidates of the new element on one layer, with vectors */
+typedef struct LayerCands
+{
+	OmenCand   *cands;			/* sorted by distance to the new vector */
+	HnswNode   *nodes;			/* per candidate */
+	float	  **vecs;			/* per candidate, or NULL if unreadable */
+	int			n;
+	int		   *chosen;			/* indexes into cands */
+	int			nchosen;
+} LayerCands;
+
+typedef struct PairDistArg
+{
+	HnswShared *hs;
+	float	  **vecs;
+} PairDistArg;
+
+/* RobustPrune's pairwise distance over loaded vectors */
+static float
+PairDist(void *arg, int i, int j)
+{
+	PairDistArg *pa = (PairDistArg *) arg;
+
+	return OmenDistanceCalc(&pa->hs->dist, pa->vecs[i], pa->vecs[j]);
+}
+
+/* Read the vector (as float4) and level of the element at tid */
+bool
+HnswReadElementVector(HnswShared *hs, ItemPointer tid, float *out, int *level)
+{
+	Buffer		buf;
+	Page		page;
+	OffsetNumber off = ItemPointerGetOffsetNumber(tid);
+	bool		ok = false;
+
+	buf = ReadBuffer(hs->index, ItemPointerGetBlockNumber(tid));
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	if (off >= FirstOffsetNumber && off <= PageGetMaxOffsetNumber(page))
+	{
+		ItemId		iid = PageGetItemId(page, off);
+		HnswElementTuple etup = (HnswElementTuple) PageGetItem(page, iid);
+
+		if (ItemIdIsNormal(iid) && etup->type == HNSW_TUPLE_ELEMENT &&
+			etup->state == HNSW_ELEMENT_LIVE)
+		{
+			HnswElementGetVector(hs, etup, out);
+			if (level)
+				*level = etup->level;
+			ok = true;
+		}
+	}
+	UnlockReleaseBuffer(buf);
+	return ok;
+}
+
+/* Add a tuple to the last data page if it fits, else to a new page */
+static void
+PlaceTuples(HnswShared *hs, HnswElementTuple etup, Size esize,
+			HnswNeighborTuple ntup, Size nsize, ItemPointer etid)
+{
+	Relation	index = hs->index;
+	Size		needed = MAXALIGN(esize) + MAXALIGN(nsize) + sizeof(ItemIdData);
+	bool		together = needed + sizeof(ItemIdData) <= HNSW_PAGE_CAPACITY;
+	ItemPointerData ntid;
+
+	/* tuples too big to share a page: the neighbour tuple goes first */
+	for (int pass = together ? 1 : 0; pass < 2; pass++)
+	{
+		Size		want = together ? needed :
+			(pass == 0 ? MAXALIGN(nsize) : MAXALIGN(esize));
+		BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+		Buffer		buf = InvalidBuffer;
+		bool		newpage = false;
+		OmenXLog	x;
+		Page		page;
+		OffsetNumber eoff = InvalidOffsetNumber;
+		OffsetNumber noff = InvalidOffsetNumber;
+
+		/* space VACUUM freed first, then the last page, then a new one */
+		{
+			BlockNumber fsmblk = GetPageWithFreeSpace(index, want);
+
+			if (fsmblk != InvalidBlockNumber && fsmblk != HNSW_METAPAGE_BLKNO &&
+				fsmblk < nblocks)
+			{
+				buf = ReadBuffer(index, fsmblk);
+				LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+				page = BufferGetPage(buf);
+				OmenCheckPage(index, buf, page, HNSW_PAGE_DATA);
+				if (PageGetFreeSpace(page) < want)
+				{
+					RecordPageWithFreeSpace(index, fsmblk, PageGetFreeSpace(page));
+					UnlockReleaseBuffer(buf);
+					buf = InvalidBuffer;
+				}
+			}
+		}
+		if (!BufferIsValid(buf) && nblocks > 1)
+		{
+			buf = ReadBuffer(index, nblocks - 1);
+			LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+			page = BufferGetPage(buf);
+			OmenCheckPage(index, buf, page, HNSW_PAGE_DATA);
+			if (PageGetFreeSpace(page) < want)
+			{
+				UnlockReleaseBuffer(buf);
+				buf = InvalidBuffer;
+			}
+		}
+		if (!BufferIsValid(buf))
+		{
+			buf = OmenNewBuffer(index, MAIN_FORKNUM);
+			newpage = true;
+		}
+
+		OmenXLogStart(&x, index);
+		page = OmenXLogRegister(&x, buf, newpage);
+		if (newpage)
+			OmenInitPage(page, HNSW_PAGE_DATA);
+
+		if (together || pass == 1)
+		{
+			eoff = PageAddItem(page, (Item) etup, esize, InvalidOffsetNumber,
+							   false, false);
+			if (eoff == InvalidOffsetNumber)
+				elog(ERROR, "failed to add element tuple to index \"%s\"",
+					 RelationGetRelationName(index));
+			ItemPointerSet(etid, BufferGetBlockNumber(buf), eoff);
+		}
+		if (together || pass == 0)
+		{
+			noff = PageAddItem(page, (Item) ntup, nsize, InvalidOffsetNumber,
+							   false, false);
+			if (noff == InvalidOffsetNumber)
+				elog(ERROR, "failed to add neighbour tuple to index \"%s\"",
+					 RelationGetRelationName(index));
+			ItemPointerSet(&ntid, BufferGetBlockNumber(buf), noff);
+		}
+		if (eoff != InvalidOffsetNumber)
+		{
+			HnswElementTuple placed = (HnswElementTuple)
+				PageGetItem(page, PageGetItemId(page, eoff));
+
+			placed->neighbortid = ntid;
+		}
+		OmenXLogFinish(&x);
+		UnlockReleaseBuffer(buf);
+	}
+}
+
+/* Build and write a new element with the chosen neighbours per layer */
+static void
+WriteNewElement(HnswShared *hs, const float *vec, ItemPointer heaptid,
+				int level, LayerCands *layers, ItemPointer etid)
+{
+	Size		esize = HNSW_ELEMENT_SIZE(hs->dim, hs->storage);
+	Size		nsize = HNSW_NEIGHBOR_SIZE(level, hs->m);
+	HnswElementTuple etup = palloc0(esize);
+	HnswNeighborTuple ntup = palloc0(nsize);
+
+	etup->type = HNSW_TUPLE_ELEMENT;
+	etup->level = level;
+	etup->state = HNSW_ELEMENT_LIVE;
+	for (int i = 0; i < HNSW_HEAPTIDS; i++)
+		ItemPointerSetInvalid(&etup->heaptids[i]);
+	etup->heaptids[0] = *heaptid;
+	ItemPointerSetInvalid(&etup->neighbortid);
+	HnswElementSetVector(hs, etup, vec);
+
+	ntup->type = HNSW_TUPLE_NEIGHBORS;
+	ntup->count = HNSW_NEIGHBOR_SLOTS(level, hs->m);
+	for (int i = 0; i < ntup->count; i++)
+		ItemPointerSetInvalid(&ntup->tids[i]);
+	if (layers)
+	{
+		for (int l = 0; l <= level; l++)
+		{
+			int			start = HnswLayerStart(l, hs->m);
+
+			for (int i = 0; i < layers[l].nchosen; i++)
+				ntup->tids[start + i] =
+					layers[l].nodes[layers[l].chosen[i]].tid;
+		}
+	}
+
+	PlaceTuples(hs, etup, esize, ntup, nsize, etid);
+	pfree(etup);
+	pfree(ntup);
+}
+
+/*
+ * Make tid the entry point: when the index is empty (onlyifempty) or when
+ * level is above the current entry's.  Returns true if it did; either way
+ * hs->entry is refreshed.
+ */
+static bool
+TrySetEntry(HnswShared *hs, ItemPointer tid, int level, bool onlyifempty)
+{
+	Buffer		buf = ReadBuffer(hs->index, HNSW_METAPAGE_BLKNO);
+	HnswMetaPage meta;
+	bool		set;
+
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	meta = HnswPageGetMeta(BufferGetPage(buf));
+	set = onlyifempty ? meta->entry_level < 0 : level > meta->entry_level;
+	if (set)
+	{
+		OmenXLog	x;
+		HnswMetaPage wmeta;
+
+		OmenXLogStart(&x, hs->index);
+		wmeta = HnswPageGetMeta(OmenXLogRegister(&x, buf, false));
+		wmeta->entry = *tid;
+		wmeta->entry_level = level;
+		OmenXLogFinish(&x);
+		meta = wmeta;
+	}
+	hs->entry = meta->entry;
+	hs->entry_level = meta->entry_level;
+	UnlockReleaseBuffer(buf);
+	return set;
+}
+
+/*
+ * Search each layer from the top for candidate neighbours of vec, filling
+ * layers[0 .. min(level, entry level)], each with its candidates' vectors.
+ */
+static void
+FindCandidates(HnswShared *hs, const float *vec, int level, LayerCands *layers,
+			   ItemPointer self)
+{
+	HnswDiskSearch ds;
+	int			top = Min(level, hs->entry_level);
+
+	HnswDiskSearchInit(&ds, hs, vec, hs->ef_construction, false);
+	if (!HnswDiskDescend(&ds, top, hs->ef_construction))
+	{
+		HnswDiskSearchFree(&ds);
+		return;
+	}
+
+	for (int l = top; l >= 0; l--)
+	{
+		OmenCand   *r;
+		int			n;
+		LayerCands *lc = &layers[l];
+
+		ds.search.ef = hs->ef_construction;
+		OmenGraphSearchRun(&ds.search, l);
+		n = OmenGraphSearchTakeResults(&ds.search, &r);
+
+		lc->cands = palloc(sizeof(OmenCand) * Max(n, 1));
+		lc->nodes = palloc(sizeof(HnswNode) * Max(n, 1));
+		lc->vecs = palloc(sizeof(float *) * Max(n, 1));
+		lc->n = 0;
+		for (int i = 0; i < n; i++)
+		{
+			HnswNode   *node = &ds.nodes[r[i].aux];
+
+			if (self && ItemPointerEquals(&node->tid, self))
+				continue;
+			lc->cands[lc->n] = r[i];
+			lc->nodes[lc->n] = *node;
+			lc->vecs[lc->n] = palloc(sizeof(float) * hs->dim);
+			if (!HnswReadElementVector(hs, &node->tid, lc->vecs[lc->n], NULL))
+			{
+				pfree(lc->vecs[lc->n]);
+				continue;		/* deleted meanwhile */
+			}
+			lc->n++;
+		}
+
+		/* the results are the next layer's entry points */
+		OmenGraphSearchReset(&ds.search, hs->ef_construction);
+		for (int i = 0; i < n; i++)
+			OmenGraphSearchAddCand(&ds.search, r[i]);
+		if (r)
+			pfree(r);
+	}
+	HnswDiskSearchFree(&ds);
+}
+
+/* Choose the new element's neighbours on each layer */
+static void
+ChooseNeighbors(HnswShared *hs, LayerCands *layers, int top)
+{
+	for (int l = 0; l <= top; l++)
+	{
+		LayerCands *lc = &layers[l];
+		PairDistArg pa = {hs, lc->vecs};
+		int			cap = HnswLayerCapacity(l, hs->m);
+
+		lc->chosen = palloc(sizeof(int) * Max(cap, 1));
+		lc->nchosen = OmenRobustPrune(lc->cands, lc->n, 1.0f, cap,
+									  PairDist, &pa, lc->chosen);
+	}
+}
+
+/*
+ * If the nearest candidate holds exactly this vector, add heaptid to it.
+ * Returns true if it did.
+ */
+static bool
+TryAddDuplicate(HnswShared *hs, const float *vec, LayerCands *layer0,
+				ItemPointer heaptid)
+{
+	HnswNode   *node;
+	Buffer		buf;
+	Page		page;
+	HnswElementTuple etup;
+	bool		added = false;
+	ItemId		iid;
+
+	if (layer0->n == 0 || layer0->cands[0].dist != 0.0f ||
+		memcmp(layer0->vecs[0], vec, sizeof(float) * hs->dim) != 0)
+		return false;
+
+	node = &layer0->nodes[0];
+	buf = ReadBuffer(hs->index, ItemPointerGetBlockNumber(&node->tid));
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	page = BufferGetPage(buf);
+	iid = PageGetItemId(page, ItemPointerGetOffsetNumber(&node->tid));
+	etup = (HnswElementTuple) PageGetItem(page, iid);
+	if (etup->type == HNSW_TUPLE_ELEMENT && etup->state == HNSW_ELEMENT_LIVE)
+	{
+		for (int i = 0; i < HNSW_HEAPTIDS; i++)
+		{
+			if (!ItemPointerIsValid(&etup->heaptids[i]))
+			{
+				OmenXLog	x;
+				Page		wpage;
+
+				OmenXLogStart(&x, hs->index);
+				wpage = OmenXLogRegister(&x, buf, false);
+				etup = (HnswElementTuple) PageGetItem(wpage, PageGetItemId(wpage, ItemPointerGetOffsetNumber(&node->tid)));
+				etup->heaptids[i] = *heaptid;
+				OmenXLogFinish(&x);
+				added = true;
+				break;
+			}
+		}
+	}
+	UnlockReleaseBuffer(buf);
+	return added;
+}
+
+/*
+ * Write list[0..n) (padded with invalid tids) into layer `layer` of the
+ * neighbour tuple at ntid, if that layer still holds exactly expect[0..cap).
+ * Returns false if it changed meanwhile.
+ */
+bool
+HnswWriteNeighborLayer(HnswShared *hs, ItemPointer ntid, int layer,
+					   const ItemPointerData *expect, const ItemPointerData *list,
+					   int n)
+{
+	Buffer		buf;
+	Page		page;
+	OffsetNumber off = ItemPointerGetOffsetNumber(ntid);
+	int			start = HnswLayerStart(layer, hs->m);
+	int			cap = HnswLayerCapacity(layer, hs->m);
+	HnswNeighborTuple ntup;
+	bool		ok = false;
+
+	buf = ReadBuffer(hs->index, ItemPointerGetBlockNumber(ntid));
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	page = BufferGetPage(buf);
+	if (off <= PageGetMaxOffsetNumber(page))
+	{
+		ntup = (HnswNeighborTuple) PageGetItem(page, PageGetItemId(page, off));
+		if (ntup->type == HNSW_TUPLE_NEIGHBORS && start + cap <= ntup->count &&
+			(expect == NULL ||
+			 memcmp(&ntup->tids[start], expect, sizeof(ItemPointerData) * cap) == 0))
+		{
+			OmenXLog	x;
+			Page		wpage;
+
+			OmenXLogStart(&x, hs->index);
+			wpage = OmenXLogRegister(&x, buf, false);
+			ntup = (HnswNeighborTuple) PageGetItem(wpage, PageGetItemId(wpage, off));
+			for (int i = 0; i < cap; i++)
+			{
+				if (i < n)
+					ntup->tids[start + i] = list[i];
+				else
+					ItemPointerSetInvalid(&ntup->tids[start + i]);
+			}
+			OmenXLogFinish(&x);
+			ok = true;
+		}
+	}
+	UnlockReleaseBuffer(buf);
+	return ok;
+}
+
+/* Read the whole slot range of one layer (valid or not) */
+static bool
+ReadLayerSlots(HnswShared *hs, ItemPointer ntid, int layer, ItemPointerData *slots)
+{
+	Buffer		buf;
+	Page		page;
+	OffsetNumber off = ItemPointerGetOffsetNumber(ntid);
+	int			start = HnswLayerStart(layer, hs->m);
+	int			cap = HnswLayerCapacity(layer, hs->m);
+	bool		ok = false;
+
+	buf = ReadBuffer(hs->index, ItemPointerGetBlockNumber(ntid));
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	if (off <= PageGetMaxOffsetNumber(page))
+	{
+		HnswNeighborTuple ntup = (HnswNeighborTuple)
+			PageGetItem(page, PageGetItemId(page, off));
+
+		if (ntup->type == HNSW_TUPLE_NEIGHBORS && start + cap <= ntup->count)
+		{
+			memcpy(slots, &ntup->tids[start], sizeof(ItemPointerData) * cap);
+			ok = true;
+		}
+	}
+	UnlockReleaseBuffer(buf);
+	return ok;
+}
+
+/*
+ * Give element e (with vector evec) the neighbour newtid on layer, pruning
+ * its list when full.  addvec is newtid's vector, dnew = d(e, new).
+ */
+void
+HnswAddNeighbor(HnswShared *hs, HnswNode *e, const float *evec, int layer,
+				ItemPointer newtid, float dnew)
+{
+	int			cap = HnswLayerCapacity(layer, hs->m);
+	ItemPointerData slots[HNSW_MAX_M * 2];
+
+	for (int attempt = 0; attempt < 10; attempt++)
+	{
+		int			nvalid = 0;
+		int			free_slot = -1;
+		bool		present = false;
+
+		if (!ReadLayerSlots(hs, &e->neighbortid, layer, slots))
+			return;				/* the element went away */
+		for (int i = 0; i < cap; i++)
+		{
+			if (!ItemPointerIsValid(&slots[i]))
+			{
+				if (free_slot < 0)
+					free_slot = i;
+				continue;
+			}
+			nvalid++;
+			if (ItemPointerEquals(&slots[i], newtid))
+				present = true;
+		}
+		if (present)
+			return;
+
+		if (free_slot >= 0)
+		{
+			ItemPointerData list[HNSW_MAX_M * 2];
+			int			n = 0;
+
+			for (int i = 0; i < cap; i++)
+				if (ItemPointerIsValid(&slots[i]))
+					list[n++] = slots[i];
+			list[n++] = *newtid;
+			if (HnswWriteNeighborLayer(hs, &e->neighbortid, layer, slots, list, n))
+				return;
+			continue;
+		}
+
+		/* full: prune e's neighbours plus the new one, with no lock held */
+		{
+			OmenCand	cands[HNSW_MAX_M * 2 + 1];
+			float	   *vecs[HNSW_MAX_M * 2 + 1];
+			ItemPointerData tids[HNSW_MAX_M * 2 + 1];
+			int			chosen[HNSW_MAX_M * 2 + 1];
+			int			n = 0;
+			int			nchosen;
+			PairDistArg pa = {hs, vecs};
+			ItemPointerData list[HNSW_MAX_M * 2];
+			bool		keepsnew = false;
+			float	   *newvec = NULL;
+
+			for (int i = 0; i < cap; i++)
+			{
+				vecs[n] = palloc(sizeof(float) * hs->dim);
+				if (!HnswReadElementVector(hs, &slots[i], vecs[n], NULL))
+				{
+					pfree(vecs[n]);
+					continue;	/* deleted: drop the edge */
+				}
+				tids[n] = slots[i];
+				cands[n].dist = OmenDistanceCalc(&hs->dist, evec, vecs[n]);
+				cands[n].id = n;
+				cands[n].aux = 0;
+				n++;
+			}
+			newvec = palloc(sizeof(float) * hs->dim);
+			if (!HnswReadElementVector(hs, newtid, newvec, NULL))
+			{
+				pfree(newvec);
+				for (int i = 0; i < n; i++)
+					pfree(vecs[i]);
+				return;
+			}
+			vecs[n] = newvec;
+			tids[n] = *newtid;
+			cands[n].dist = dnew;
+			cands[n].id = n;
+			cands[n].aux = 0;
+			n++;
+
+			/* sort by distance, carrying vectors and tids along via id */
+			OmenSortCands(cands, n);
+			{
+				float	   *svecs[HNSW_MAX_M * 2 + 1];
+				ItemPointerData stids[HNSW_MAX_M * 2 + 1];
+
+				for (int i = 0; i < n; i++)
+				{
+					svecs[i] = vecs[cands[i].id];
+					stids[i] = tids[cands[i].id];
+				}
+				memcpy(vecs, svecs, sizeof(float *) * n);
+				memcpy(tids, stids, sizeof(ItemPointerData) * n);
+			}
+			nchosen = OmenRobustPrune(cands, n, 1.0f, cap, PairDist, &pa, chosen);
+			for (int i = 0; i < nchosen; i++)
+			{
+				list[i] = tids[chosen[i]];
+				if (ItemPointerEquals(&list[i], newtid))
+					keepsnew = true;
+			}
+			for (int i = 0; i < n; i++)
+				pfree(vecs[i]);
+			if (!keepsnew && nchosen == nvalid)
+				return;			/* nothing would change */
+			if (HnswWriteNeighborLayer(hs, &e->neighbortid, layer, slots, list, nchosen))
+				return;
+		}
+	}
+}
+
+/* Overwrite the new element's own neighbour lists (layers 0 .. top) */
+static void
+WriteOwnNeighbors(HnswShared *hs, ItemPointer etid, LayerCands *layers, int top)
+{
+	HnswNode	self;
+
+	if (!HnswReadElementNode(hs, etid, &self))
+		return;
+	for (int l = 0; l <= top; l++)
+	{
+		ItemPointerData list[HNSW_MAX_M * 2];
+
+		for (int i = 0; i < layers[l].nchosen; i++)
+			list[i] = layers[l].nodes[layers[l].chosen[i]].tid;
+		HnswWriteNeighborLayer(hs, &self.neighbortid, l, NULL, list,
+							   layers[l].nchosen);
+	}
+}
+
+/* Insert one (prepared) vector with its heap TID */
+void
+HnswInsertVector(HnswShared *hs, const float *vec, ItemPointer heaptid)
+{
+	int			level = HnswRandomLevel(hs->ml, HnswMaxLevel(hs->m));
+	LayerCands	layers[HNSW_MAX_LEVEL + 1];
+	ItemPointerData newtid;
+	int			top;
+	MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext,
+											  "omen_hnsw insert",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(tmp);
+
+	memset(layers, 0, sizeof(layers));
+
+	if (hs->entry_level < 0)
+	{
+		/* empty index: this element becomes the entry point */
+		WriteNewElement(hs, vec, heaptid, level, NULL, &newtid);
+		if (!TrySetEntry(hs, &newtid, level, true))
+		{
+			/* another insert got there first: link to it like any other */
+			top = Min(level, hs->entry_level);
+			FindCandidates(hs, vec, level, layers, &newtid);
+			ChooseNeighbors(hs, layers, top);
+			WriteOwnNeighbors(hs, &newtid, layers, top);
+			goto link_back;
+		}
+		goto done;
+	}
+
+	top = Min(level, hs->entry_level);
+	FindCandidates(hs, vec, level, layers, NULL);
+	if (TryAddDuplicate(hs, vec, &layers[0], heaptid))
+		goto done;
+	ChooseNeighbors(hs, layers, top);
+	WriteNewElement(hs, vec, heaptid, level, layers, &newtid);
+
+link_back:
+	for (int l = 0; l <= top; l++)
+	{
+		LayerCands *lc = &layers[l];
+
+		for (int i = 0; i < lc->nchosen; i++)
+		{
+			int			c = lc->chosen[i];
+
+			CHECK_FOR_INTERRUPTS();
+			HnswAddNeighbor(hs, &lc->nodes[c], lc->vecs[c], l, &newtid,
+							lc->cands[c].dist);
+		}
+	}
+	if (level > hs->entry_level)
+		TrySetEntry(hs, &newtid, level, false);
+
+done:
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(tmp);
+}

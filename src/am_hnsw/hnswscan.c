@@ -1,0 +1,187 @@
+/*
+ * hnswscan.c
+ *	  omen_hnsw: ORDER BY v <op> q scans.
+ *
+ * The first call walks down the layers to layer 0 and runs the search with
+ * omen.hnsw_ef_search; the rows come out in ascending distance (computed
+ * from the vectors the index stores).  When the executor asks for more
+ * (a WHERE clause rejected rows), the same search resumes for the next
+ * ef_search rows not yet returned (OmenGraphSearchNextBatch), until the
+ * graph is exhausted or omen.max_scan_tuples rows have been returned.
+ * Order is exact within a batch; a later batch may hold a row nearer than
+ * the last of the previous batch.
+ *
+ * No buffer lock or pin is held between calls: the search copies what it
+ * needs, and MVCC makes a heap TID read before a concurrent VACUUM safe.
+ */
+#include "postgres.h"
+
+#include "access/relscan.h"
+#include "hnsw.h"
+#include "miscadmin.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+typedef struct HnswScanOpaqueData
+{
+	MemoryContext ctx;			/* everything below lives here */
+	bool		started;
+	bool		done;
+	HnswShared	hs;
+	float	   *query;
+	HnswDiskSearch ds;
+	OmenCand   *batch;
+	int			nbatch;
+	int			pos;			/* next candidate in batch */
+	int			tidpos;			/* next heap TID of batch[pos] */
+	int64		returned;
+} HnswScanOpaqueData;
+
+typedef HnswScanOpaqueData *HnswScanOpaque;
+
+/* ambeginscan */
+IndexScanDesc
+hnswbeginscan(Relation index, int nkeys, int norderbys)
+{
+	IndexScanDesc scan = RelationGetIndexScan(index, nkeys, norderbys);
+	HnswScanOpaque so = palloc0(sizeof(HnswScanOpaqueData));
+
+	so->ctx = AllocSetContextCreate(CurrentMemoryContext, "omen_hnsw scan",
+									ALLOCSET_DEFAULT_SIZES);
+	scan->opaque = so;
+	return scan;
+}
+
+/* amrescan */
+void
+hnswrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys,
+		   int norderbys)
+{
+	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
+
+	if (keys && scan->numberOfKeys > 0)
+		memmove(scan->keyData, keys, scan->numberOfKeys * sizeof(ScanKeyData));
+	if (orderbys && scan->numberOfOrderBys > 0)
+		memmove(scan->orderByData, orderbys,
+				scan->numberOfOrderBys * sizeof(ScanKeyData));
+
+	MemoryContextReset(so->ctx);
+	so->started = false;
+	so->done = false;
+	so->batch = NULL;
+	so->nbatch = 0;
+	so->pos = 0;
+	so->tidpos = 0;
+	so->returned = 0;
+}
+
+/* First call: read the query, descend, run the first batch */
+static void
+StartScan(IndexScanDesc scan)
+{
+	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
+	HnswShared *hs = &so->hs;
+
+	if (scan->numberOfOrderBys == 0 || scan->orderByData == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("an omen_hnsw index can only be scanned in ORDER BY distance order")));
+
+	HnswInitShared(hs, scan->indexRelation);
+	so->started = true;
+	if (hs->entry_level < 0 || hs->dim == 0)
+	{
+		so->done = true;
+		return;
+	}
+
+	so->query = palloc0(sizeof(float) * hs->dim);
+	if (!(scan->orderByData[0].sk_flags & SK_ISNULL))
+	{
+		Vector	   *q = DatumGetVector(scan->orderByData[0].sk_argument);
+
+		/* a zero query under cosine has no order: walk from zeros */
+		if (!OmenPrepareVector(&hs->dist, q, so->query))
+			memset(so->query, 0, sizeof(float) * hs->dim);
+	}
+
+	HnswDiskSearchInit(&so->ds, hs, so->query, hnsw_ef_search, true);
+	if (!HnswDiskDescend(&so->ds, 0, hnsw_ef_search))
+	{
+		so->done = true;
+		return;
+	}
+	OmenGraphSearchRun(&so->ds.search, 0);
+	so->nbatch = OmenGraphSearchTakeResults(&so->ds.search, &so->batch);
+}
+
+/* amgettuple */
+bool
+hnswgettuple(IndexScanDesc scan, ScanDirection dir)
+{
+	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
+	MemoryContext old = MemoryContextSwitchTo(so->ctx);
+
+	if (!so->started)
+		StartScan(scan);
+
+	while (!so->done)
+	{
+		while (so->pos < so->nbatch)
+		{
+			HnswNode   *node = &so->ds.nodes[so->batch[so->pos].aux];
+
+			while (so->tidpos < HNSW_HEAPTIDS)
+			{
+				ItemPointer tid = &node->heaptids[so->tidpos++];
+
+				if (!ItemPointerIsValid(tid))
+					continue;
+				if (omen_max_scan_tuples >= 0 &&
+					so->returned >= omen_max_scan_tuples)
+				{
+					so->done = true;
+					break;
+				}
+				so->returned++;
+				scan->xs_heaptid = *tid;
+				scan->xs_recheck = false;
+				scan->xs_recheckorderby = false;
+				MemoryContextSwitchTo(old);
+				return true;
+			}
+			if (so->done)
+				break;
+			so->pos++;
+			so->tidpos = 0;
+		}
+		if (so->done)
+			break;
+
+		/* the batch is used up: find the next one */
+		if (so->batch)
+			pfree(so->batch);
+		so->batch = NULL;
+		so->nbatch = 0;
+		so->pos = 0;
+		so->tidpos = 0;
+		if (!OmenGraphSearchNextBatch(&so->ds.search, 0))
+			so->done = true;
+		else
+			so->nbatch = OmenGraphSearchTakeResults(&so->ds.search, &so->batch);
+	}
+
+	MemoryContextSwitchTo(old);
+	return false;
+}
+
+/* amendscan */
+void
+hnswendscan(IndexScanDesc scan)
+{
+	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
+
+	MemoryContextDelete(so->ctx);
+	pfree(so);
+	scan->opaque = NULL;
+}

@@ -1,0 +1,481 @@
+/*
+ * hnswvacuum.c
+ *	  omen_hnsw: VACUUM removes dead heap TIDs and repairs the graph.
+ *
+ * Pass 1 drops dead heap TIDs from every element; an element left with none
+ *        becomes DELETED: searches still walk through it but never return
+ *        it, and its vector and neighbour lists stay for the repair.
+ * Pass 2 repairs each live element whose list points at a DELETED one: the
+ *        new list is RobustPrune over its live neighbours plus the live
+ *        neighbours of the deleted ones (the nodes a search would have
+ *        reached through them).  A deleted entry point is replaced by the
+ *        live element with the highest level.
+ * Pass 3 frees the DELETED elements: both tuples are removed from their
+ *        pages (line pointers stay, so no other TID moves) and the space is
+ *        recorded in the free space map, where inserts look first.
+ *
+ * Every pass works from page contents alone, so an interrupted VACUUM
+ * leaves DELETED elements that the next one repairs and frees.  Each page
+ * change is its own generic WAL record, with one page locked at a time.
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "commands/vacuum.h"
+#include "hnsw.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "storage/freespace.h"
+#include "storage/indexfsm.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+typedef struct VacuumState
+{
+	IndexVacuumInfo *info;
+	IndexBulkDeleteResult *stats;
+	HnswShared	hs;
+	OmenVisited deleted;		/* ids of DELETED elements */
+	ItemPointerData *deltids;	/* the same, as a list */
+	int			ndeleted;
+	int			maxdeleted;
+	ItemPointerData best;		/* live element with the highest level */
+	int			bestlevel;
+	MemoryContext tmpCtx;
+} VacuumState;
+
+/* Pass 1 on one page: drop dead heap TIDs, mark emptied elements DELETED */
+static void
+RemoveDeadTids(VacuumState *vs, BlockNumber blkno,
+			   IndexBulkDeleteCallback callback, void *callback_state)
+{
+	Relation	index = vs->hs.index;
+	Buffer		buf;
+	Page		page;
+	OmenXLog	x;
+	Page		wpage = NULL;
+
+	buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL,
+							 vs->info->strategy);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	page = BufferGetPage(buf);
+	OmenCheckPage(index, buf, page, HNSW_PAGE_DATA);
+
+	for (OffsetNumber off = FirstOffsetNumber;
+		 off <= PageGetMaxOffsetNumber(page); off++)
+	{
+		ItemId		iid = PageGetItemId(page, off);
+		HnswElementTuple etup;
+		ItemPointerData tid;
+		int			nlive = 0;
+		bool		anydead = false;
+
+		if (!ItemIdIsNormal(iid))
+			continue;
+		etup = (HnswElementTuple) PageGetItem(page, iid);
+		if (etup->type != HNSW_TUPLE_ELEMENT ||
+			etup->state == HNSW_ELEMENT_FREE)
+			continue;
+		ItemPointerSet(&tid, blkno, off);
+
+		if (etup->state == HNSW_ELEMENT_LIVE)
+		{
+			for (int i = 0; i < HNSW_HEAPTIDS; i++)
+			{
+				if (!ItemPointerIsValid(&etup->heaptids[i]))
+					continue;
+				if (callback(&etup->heaptids[i], callback_state))
+					anydead = true;
+				else
+					nlive++;
+			}
+		}
+
+		if (anydead)
+		{
+			HnswElementTuple wtup;
+			int			k = 0;
+			ItemPointerData keep[HNSW_HEAPTIDS];
+
+			if (wpage == NULL)
+			{
+				OmenXLogStart(&x, index);
+				wpage = OmenXLogRegister(&x, buf, false);
+			}
+			wtup = (HnswElementTuple) PageGetItem(wpage, PageGetItemId(wpage, off));
+			for (int i = 0; i < HNSW_HEAPTIDS; i++)
+			{
+				if (!ItemPointerIsValid(&wtup->heaptids[i]))
+					continue;
+				if (callback(&wtup->heaptids[i], callback_state))
+					vs->stats->tuples_removed++;
+				else
+					keep[k++] = wtup->heaptids[i];
+			}
+			for (int i = 0; i < HNSW_HEAPTIDS; i++)
+			{
+				if (i < k)
+					wtup->heaptids[i] = keep[i];
+				else
+					ItemPointerSetInvalid(&wtup->heaptids[i]);
+			}
+			if (k == 0)
+				wtup->state = HNSW_ELEMENT_DELETED;
+			nlive = k;
+		}
+
+		vs->stats->num_index_tuples += nlive;
+		if (nlive == 0)
+		{
+			/* DELETED now or from an earlier, interrupted VACUUM */
+			if (vs->ndeleted == vs->maxdeleted)
+			{
+				vs->maxdeleted *= 2;
+				vs->deltids = repalloc_huge(vs->deltids,
+											sizeof(ItemPointerData) * vs->maxdeleted);
+			}
+			vs->deltids[vs->ndeleted++] = tid;
+			OmenVisitedTestAndSet(&vs->deleted, OmenTidToId(&tid));
+		}
+		else if (etup->level > vs->bestlevel)
+		{
+			vs->bestlevel = etup->level;
+			vs->best = tid;
+		}
+	}
+
+	if (wpage)
+		OmenXLogFinish(&x);
+	UnlockReleaseBuffer(buf);
+}
+
+typedef struct RepairPairArg
+{
+	HnswShared *hs;
+	float	  **vecs;
+} RepairPairArg;
+
+/* RobustPrune's pairwise distance for repairs */
+static float
+RepairPairDist(void *arg, int i, int j)
+{
+	RepairPairArg *pa = (RepairPairArg *) arg;
+
+	return OmenDistanceCalc(&pa->hs->dist, pa->vecs[i], pa->vecs[j]);
+}
+
+/* Whether the element at tid is DELETED (as found by pass 1) */
+static inline bool
+IsDeleted(VacuumState *vs, ItemPointer tid)
+{
+	return OmenVisitedContains(&vs->deleted, OmenTidToId(tid));
+}
+
+/* Pass 2 for one live element: rebuild each layer list that names a deleted node */
+static void
+RepairElement(VacuumState *vs, ItemPointer etid, HnswNode *node,
+			  const float *evec)
+{
+	HnswShared *hs = &vs->hs;
+
+	for (int layer = 0; layer <= node->level; layer++)
+	{
+		int			cap = HnswLayerCapacity(layer, hs->m);
+		int			start = HnswLayerStart(layer, hs->m);
+		ItemPointerData slots[HNSW_MAX_M * 2];
+		ItemPointerData *cand;
+		int			ncand = 0;
+		bool		touched = false;
+		Buffer		buf;
+		Page		page;
+		OffsetNumber off = ItemPointerGetOffsetNumber(&node->neighbortid);
+		HnswNeighborTuple ntup;
+
+		/* the whole slot range, as the write will check it */
+		buf = ReadBuffer(hs->index, ItemPointerGetBlockNumber(&node->neighbortid));
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		ntup = (HnswNeighborTuple) PageGetItem(page, PageGetItemId(page, off));
+		if (ntup->type != HNSW_TUPLE_NEIGHBORS || start + cap > ntup->count)
+		{
+			UnlockReleaseBuffer(buf);
+			return;
+		}
+		memcpy(slots, &ntup->tids[start], sizeof(ItemPointerData) * cap);
+		UnlockReleaseBuffer(buf);
+
+		/* at most the list itself plus each deleted member's list */
+		cand = palloc(sizeof(ItemPointerData) * cap * (cap + 1));
+
+		for (int i = 0; i < cap; i++)
+		{
+			if (!ItemPointerIsValid(&slots[i]))
+				continue;
+			if (IsDeleted(vs, &slots[i]))
+			{
+				HnswNode	dnode;
+				ItemPointerData two[HNSW_MAX_M * 2];
+				int			n2;
+
+				touched = true;
+				if (!HnswReadElementNode(hs, &slots[i], &dnode) ||
+					layer > dnode.level)
+					continue;
+				n2 = HnswReadNeighborLayer(hs, &dnode.neighbortid, layer, two);
+				for (int j = 0; j < n2; j++)
+				{
+					if (ItemPointerEquals(&two[j], etid) || IsDeleted(vs, &two[j]))
+						continue;
+					cand[ncand++] = two[j];
+				}
+			}
+			else
+				cand[ncand++] = slots[i];
+		}
+		if (!touched)
+			continue;
+
+		/* distances from this element; unique live candidates only */
+		{
+			OmenCand   *cands = palloc(sizeof(OmenCand) * Max(ncand, 1));
+			float	  **vecs = palloc(sizeof(float *) * Max(ncand, 1));
+			ItemPointerData *tids = palloc(sizeof(ItemPointerData) * Max(ncand, 1));
+			int		   *chosen = palloc(sizeof(int) * cap);
+			int			n = 0;
+			int			nchosen;
+			OmenVisited seen;
+			RepairPairArg pa;
+			ItemPointerData list[HNSW_MAX_M * 2];
+
+			OmenVisitedInit(&seen, ncand + 1);
+			for (int i = 0; i < ncand; i++)
+			{
+				if (OmenVisitedTestAndSet(&seen, OmenTidToId(&cand[i])))
+					continue;
+				vecs[n] = palloc(sizeof(float) * hs->dim);
+				if (!HnswReadElementVector(hs, &cand[i], vecs[n], NULL))
+					continue;
+				tids[n] = cand[i];
+				cands[n].dist = OmenDistanceCalc(&hs->dist, evec, vecs[n]);
+				cands[n].id = n;
+				cands[n].aux = 0;
+				n++;
+			}
+			OmenSortCands(cands, n);
+			{
+				float	  **svecs = palloc(sizeof(float *) * Max(n, 1));
+				ItemPointerData *stids = palloc(sizeof(ItemPointerData) * Max(n, 1));
+
+				for (int i = 0; i < n; i++)
+				{
+					svecs[i] = vecs[cands[i].id];
+					stids[i] = tids[cands[i].id];
+				}
+				vecs = svecs;
+				tids = stids;
+			}
+			pa.hs = hs;
+			pa.vecs = vecs;
+			nchosen = OmenRobustPrune(cands, n, 1.0f, cap, RepairPairDist, &pa,
+									  chosen);
+			for (int i = 0; i < nchosen; i++)
+				list[i] = tids[chosen[i]];
+			/* a concurrent insert changed the list: leave it to next time */
+			(void) HnswWriteNeighborLayer(hs, &node->neighbortid, layer, slots,
+										  list, nchosen);
+		}
+	}
+}
+
+/* Pass 2: repair every live element that points at a deleted one */
+static void
+RepairGraph(VacuumState *vs)
+{
+	HnswShared *hs = &vs->hs;
+	BlockNumber nblocks = RelationGetNumberOfBlocks(hs->index);
+	float	   *evec = palloc(sizeof(float) * Max(hs->dim, 1));
+
+	for (BlockNumber blkno = 1; blkno < nblocks; blkno++)
+	{
+		Buffer		buf;
+		Page		page;
+		OffsetNumber maxoff;
+
+		vacuum_delay_point();
+
+		buf = ReadBufferExtended(hs->index, MAIN_FORKNUM, blkno, RBM_NORMAL,
+								 vs->info->strategy);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		maxoff = PageGetMaxOffsetNumber(page);
+		UnlockReleaseBuffer(buf);
+
+		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+		{
+			ItemPointerData etid;
+			HnswNode	node;
+			int			level;
+
+			ItemPointerSet(&etid, blkno, off);
+			if (!HnswReadElementNode(hs, &etid, &node) ||
+				node.state != HNSW_ELEMENT_LIVE)
+				continue;
+			if (!HnswReadElementVector(hs, &etid, evec, &level))
+				continue;
+			{
+				MemoryContext old = MemoryContextSwitchTo(vs->tmpCtx);
+
+				RepairElement(vs, &etid, &node, evec);
+				MemoryContextSwitchTo(old);
+				MemoryContextReset(vs->tmpCtx);
+			}
+		}
+	}
+	pfree(evec);
+}
+
+/* Point the meta page's entry at a live element if it is a deleted one */
+static void
+ReplaceEntryPoint(VacuumState *vs)
+{
+	Relation	index = vs->hs.index;
+	Buffer		buf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
+	HnswMetaPage meta;
+
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	meta = HnswPageGetMeta(BufferGetPage(buf));
+	if (meta->entry_level >= 0 && IsDeleted(vs, &meta->entry))
+	{
+		OmenXLog	x;
+
+		OmenXLogStart(&x, index);
+		meta = HnswPageGetMeta(OmenXLogRegister(&x, buf, false));
+		if (vs->bestlevel >= 0)
+		{
+			meta->entry = vs->best;
+			meta->entry_level = vs->bestlevel;
+		}
+		else
+		{
+			ItemPointerSetInvalid(&meta->entry);
+			meta->entry_level = -1;
+		}
+		OmenXLogFinish(&x);
+	}
+	UnlockReleaseBuffer(buf);
+}
+
+/* Remove one tuple from its page, keeping other line pointers in place */
+static void
+DeleteTuple(VacuumState *vs, ItemPointer tid, uint8 type)
+{
+	Relation	index = vs->hs.index;
+	Buffer		buf;
+	Page		page;
+	OffsetNumber off = ItemPointerGetOffsetNumber(tid);
+
+	buf = ReadBufferExtended(index, MAIN_FORKNUM, ItemPointerGetBlockNumber(tid),
+							 RBM_NORMAL, vs->info->strategy);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	page = BufferGetPage(buf);
+	if (off <= PageGetMaxOffsetNumber(page) &&
+		ItemIdIsNormal(PageGetItemId(page, off)) &&
+		*(uint8 *) PageGetItem(page, PageGetItemId(page, off)) == type)
+	{
+		OmenXLog	x;
+		Page		wpage;
+
+		OmenXLogStart(&x, index);
+		wpage = OmenXLogRegister(&x, buf, false);
+		PageIndexTupleDeleteNoCompact(wpage, off);
+		OmenXLogFinish(&x);
+		RecordPageWithFreeSpace(index, ItemPointerGetBlockNumber(tid),
+								PageGetFreeSpace(page));
+	}
+	UnlockReleaseBuffer(buf);
+}
+
+/* Pass 3: free the deleted elements' tuples */
+static void
+FreeDeleted(VacuumState *vs)
+{
+	for (int i = 0; i < vs->ndeleted; i++)
+	{
+		HnswNode	node;
+
+		vacuum_delay_point();
+		if (!HnswReadElementNode(&vs->hs, &vs->deltids[i], &node) ||
+			node.state != HNSW_ELEMENT_DELETED)
+			continue;
+		DeleteTuple(vs, &node.neighbortid, HNSW_TUPLE_NEIGHBORS);
+		DeleteTuple(vs, &vs->deltids[i], HNSW_TUPLE_ELEMENT);
+	}
+	IndexFreeSpaceMapVacuum(vs->hs.index);
+}
+
+/* ambulkdelete */
+IndexBulkDeleteResult *
+hnswbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
+			   IndexBulkDeleteCallback callback, void *callback_state)
+{
+	Relation	index = info->index;
+	VacuumState vs;
+	BlockNumber nblocks;
+	MemoryContext ctx;
+	MemoryContext old;
+
+	if (stats == NULL)
+		stats = (IndexBulkDeleteResult *) palloc0(sizeof(IndexBulkDeleteResult));
+
+	ctx = AllocSetContextCreate(CurrentMemoryContext, "omen_hnsw vacuum",
+								ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(ctx);
+
+	memset(&vs, 0, sizeof(vs));
+	vs.info = info;
+	vs.stats = stats;
+	HnswInitShared(&vs.hs, index);
+	OmenVisitedInit(&vs.deleted, 1024);
+	vs.maxdeleted = 1024;
+	vs.deltids = palloc(sizeof(ItemPointerData) * vs.maxdeleted);
+	vs.bestlevel = -1;
+	vs.tmpCtx = AllocSetContextCreate(ctx, "omen_hnsw vacuum element",
+									  ALLOCSET_DEFAULT_SIZES);
+
+	stats->num_index_tuples = 0;
+	nblocks = RelationGetNumberOfBlocks(index);
+	for (BlockNumber blkno = 1; blkno < nblocks; blkno++)
+	{
+		vacuum_delay_point();
+		RemoveDeadTids(&vs, blkno, callback, callback_state);
+	}
+
+	if (vs.ndeleted > 0)
+	{
+		RepairGraph(&vs);
+		ReplaceEntryPoint(&vs);
+		FreeDeleted(&vs);
+	}
+	stats->num_pages = RelationGetNumberOfBlocks(index);
+
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(ctx);
+	return stats;
+}
+
+/* amvacuumcleanup */
+IndexBulkDeleteResult *
+hnswvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
+{
+	if (info->analyze_only)
+		return stats;
+	if (stats == NULL)
+	{
+		/* no bulk delete ran: nothing to remove, but report the size */
+		stats = (IndexBulkDeleteResult *) palloc0(sizeof(IndexBulkDeleteResult));
+		stats->num_pages = RelationGetNumberOfBlocks(info->index);
+		stats->num_index_tuples = info->num_heap_tuples;
+		stats->estimated_count = true;
+	}
+	return stats;
+}

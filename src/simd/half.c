@@ -1,0 +1,166 @@
+/*
+ * half.c
+ *	  float <-> IEEE 754 binary16 conversions.
+ *
+ * Decoding is on the hot path of searches over half-stored vectors, so it
+ * uses the F16C instruction (8 values per instruction) when the CPU has it,
+ * chosen per call from a flag set once; the portable version is the
+ * reference.  Encoding happens once per stored vector and stays portable.
+ * Values beyond the half range saturate to +-65504 rather than becoming
+ * infinities, which no distance could order.
+ */
+#include <string.h>
+
+#include "simd/omen_half.h"
+#include "simd/omen_simd.h"
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
+#endif
+
+/* Portable: one half to float */
+static inline float
+HalfToFloatScalar(uint16_t h)
+{
+	uint32_t	sign = (uint32_t) (h & 0x8000) << 16;
+	uint32_t	exp = (h >> 10) & 0x1F;
+	uint32_t	mant = h & 0x3FF;
+	uint32_t	bits;
+	float		f;
+
+	if (exp == 0)
+	{
+		if (mant == 0)
+			bits = sign;
+		else
+		{
+			/* subnormal: normalise */
+			int			e = -1;
+
+			do
+			{
+				e++;
+				mant <<= 1;
+			} while ((mant & 0x400) == 0);
+			mant &= 0x3FF;
+			bits = sign | ((uint32_t) (127 - 15 - e) << 23) | (mant << 13);
+		}
+	}
+	else if (exp == 0x1F)
+		bits = sign | 0x7F800000 | (mant << 13);
+	else
+		bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+	memcpy(&f, &bits, sizeof(f));
+	return f;
+}
+
+/* Portable: one float to half, round to nearest even, saturating */
+static inline uint16_t
+FloatToHalfScalar(float f)
+{
+	uint32_t	bits;
+	uint32_t	sign;
+	int32_t		exp;
+	uint32_t	mant;
+
+	memcpy(&bits, &f, sizeof(bits));
+	sign = (bits >> 16) & 0x8000;
+	exp = (int32_t) ((bits >> 23) & 0xFF) - 127 + 15;
+	mant = bits & 0x7FFFFF;
+
+	if (((bits >> 23) & 0xFF) == 0xFF)	/* inf or NaN: not in vectors */
+		return (uint16_t) (sign | 0x7BFF);
+	if (exp >= 0x1F)
+		return (uint16_t) (sign | 0x7BFF);	/* saturate at 65504 */
+	if (exp <= 0)
+	{
+		/* subnormal half or zero */
+		uint32_t	m;
+		uint32_t	shift;
+		uint32_t	half;
+		uint32_t	rest;
+
+		if (exp < -10)
+			return (uint16_t) sign;
+		m = mant | 0x800000;
+		shift = (uint32_t) (14 - exp);
+		half = m >> shift;
+		rest = m & ((1u << shift) - 1);
+		if (rest > (1u << (shift - 1)) ||
+			(rest == (1u << (shift - 1)) && (half & 1)))
+			half++;
+		return (uint16_t) (sign | half);
+	}
+	else
+	{
+		uint32_t	h = sign | ((uint32_t) exp << 10) | (mant >> 13);
+		uint32_t	rest = mant & 0x1FFF;
+
+		if (rest > 0x1000 || (rest == 0x1000 && (h & 1)))
+			h++;				/* may carry into the exponent: still right */
+		if ((h & 0x7FFF) >= 0x7C00)
+			h = sign | 0x7BFF;
+		return (uint16_t) h;
+	}
+}
+
+#if defined(__x86_64__)
+static int	have_f16c = -1;
+
+/* Whether the CPU has F16C (and the OS saves YMM state) */
+static int
+DetectF16c(void)
+{
+	unsigned int eax,
+				ebx,
+				ecx,
+				edx;
+
+	if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx))
+		return 0;
+	/* F16C is bit 29 of ECX; it uses VEX/YMM, so AVX support is required */
+	return (ecx & (1u << 29)) != 0 && OmenCpuSupports(OMEN_SIMD_AVX2);
+}
+
+__attribute__((target("avx,f16c")))
+static void
+HalfToFloatF16c(const uint16_t *in, float *out, int n)
+{
+	int			i = 0;
+
+	for (; i + 8 <= n; i += 8)
+	{
+		__m128i		h = _mm_loadu_si128((const __m128i *) (in + i));
+
+		_mm256_storeu_ps(out + i, _mm256_cvtph_ps(h));
+	}
+	for (; i < n; i++)
+		out[i] = HalfToFloatScalar(in[i]);
+}
+#endif
+
+/* Convert n halves to floats */
+void
+OmenHalfToFloat(const uint16_t *in, float *out, int n)
+{
+#if defined(__x86_64__)
+	if (have_f16c < 0)
+		have_f16c = DetectF16c();
+	if (have_f16c && omen_kernels->level != OMEN_SIMD_SCALAR)
+	{
+		HalfToFloatF16c(in, out, n);
+		return;
+	}
+#endif
+	for (int i = 0; i < n; i++)
+		out[i] = HalfToFloatScalar(in[i]);
+}
+
+/* Convert n floats to halves */
+void
+OmenFloatToHalf(const float *in, uint16_t *out, int n)
+{
+	for (int i = 0; i < n; i++)
+		out[i] = FloatToHalfScalar(in[i]);
+}
