@@ -218,7 +218,8 @@ extern bool HnswWriteNeighborLayer(HnswShared *hs, ItemPointer ntid, int layer,
 								   const ItemPointerData *expect,
 								   const ItemPointerData *list, int n);
 extern void HnswAddNeighbor(HnswShared *hs, HnswNode *e, const float *evec,
-							int layer, ItemPointer newtid, float dnew);
+							int layer, ItemPointer newtid, float dnew,
+							bool force);
 extern bool hnswinsert(Relation index, Datum *values, bool *isnull,
 					   ItemPointer heap_tid, Relation heap,
 					   IndexUniqueCheck checkUnique, bool indexUnchanged,

@@ -457,11 +457,12 @@ ReadLayerSlots(HnswShared *hs, ItemPointer ntid, int layer, ItemPointerData *slo
 
 /*
  * Give element e (with vector evec) the neighbour newtid on layer, pruning
- * its list when full.  addvec is newtid's vector, dnew = d(e, new).
+ * its list when full; dnew = d(e, new).  With force, newtid goes in even
+ * if RobustPrune would leave it out (replacing the furthest neighbour kept).
  */
 void
 HnswAddNeighbor(HnswShared *hs, HnswNode *e, const float *evec, int layer,
-				ItemPointer newtid, float dnew)
+				ItemPointer newtid, float dnew, bool force)
 {
 	int			cap = HnswLayerCapacity(layer, hs->m);
 	ItemPointerData slots[HNSW_MAX_M * 2];
@@ -568,6 +569,14 @@ HnswAddNeighbor(HnswShared *hs, HnswNode *e, const float *evec, int layer,
 			}
 			for (int i = 0; i < n; i++)
 				pfree(vecs[i]);
+			if (!keepsnew && force)
+			{
+				/* the caller needs the edge: it replaces the furthest kept */
+				if (nchosen == cap)
+					nchosen--;
+				list[nchosen++] = *newtid;
+				keepsnew = true;
+			}
 			if (!keepsnew && nchosen == nvalid)
 				return;			/* nothing would change */
 			if (HnswWriteNeighborLayer(hs, &e->neighbortid, layer, slots, list, nchosen))
@@ -644,7 +653,7 @@ link_back:
 
 			CHECK_FOR_INTERRUPTS();
 			HnswAddNeighbor(hs, &lc->nodes[c], lc->vecs[c], l, &newtid,
-							lc->cands[c].dist);
+							lc->cands[c].dist, false);
 		}
 	}
 	if (level > hs->entry_level)

@@ -10,6 +10,11 @@
  *        neighbours of the deleted ones (the nodes a search would have
  *        reached through them).  A deleted entry point is replaced by the
  *        live element with the highest level.
+ * Pass 2b finds live elements that no live element links to any more on
+ *        layer 0 (their in-edges went through deleted nodes and the repair
+ *        pruned them away) and links each into the lists of its three
+ *        nearest live neighbours, as IP-DiskANN does for the out-neighbours
+ *        of a deleted node; without this they could never be found again.
  * Pass 3 frees the DELETED elements: both tuples are removed from their
  *        pages (line pointers stay, so no other TID moves) and the space is
  *        recorded in the free space map, where inserts look first.
@@ -334,6 +339,107 @@ RepairGraph(VacuumState *vs)
 	pfree(evec);
 }
 
+#define HNSW_ORPHAN_LINKS	3
+
+/* Pass 2b: give every unreachable live element in-edges again */
+static void
+LinkOrphans(VacuumState *vs)
+{
+	HnswShared *hs = &vs->hs;
+	BlockNumber nblocks = RelationGetNumberOfBlocks(hs->index);
+	OmenVisited linked;			/* ids some live element links to */
+	OmenVisited live;			/* ids of live elements */
+	ItemPointerData *lives;
+	int			nlive = 0;
+	int			maxlive = 1024;
+	ItemPointerData tids[HNSW_MAX_M * 2];
+	float	   *wvec = palloc(sizeof(float) * Max(hs->dim, 1));
+	float	   *evec = palloc(sizeof(float) * Max(hs->dim, 1));
+
+	OmenVisitedInit(&linked, 1024);
+	OmenVisitedInit(&live, 1024);
+	lives = palloc(sizeof(ItemPointerData) * maxlive);
+
+	for (BlockNumber blkno = 1; blkno < nblocks; blkno++)
+	{
+		Buffer		buf;
+		Page		page;
+		OffsetNumber maxoff;
+
+		vacuum_delay_point();
+		buf = ReadBufferExtended(hs->index, MAIN_FORKNUM, blkno, RBM_NORMAL,
+								 vs->info->strategy);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		maxoff = PageGetMaxOffsetNumber(page);
+		UnlockReleaseBuffer(buf);
+
+		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
+		{
+			ItemPointerData etid;
+			HnswNode	node;
+			int			n;
+
+			ItemPointerSet(&etid, blkno, off);
+			if (!HnswReadElementNode(hs, &etid, &node) ||
+				node.state != HNSW_ELEMENT_LIVE)
+				continue;
+			if (nlive == maxlive)
+			{
+				maxlive *= 2;
+				lives = repalloc_huge(lives, sizeof(ItemPointerData) * maxlive);
+			}
+			lives[nlive++] = etid;
+			OmenVisitedTestAndSet(&live, OmenTidToId(&etid));
+			n = HnswReadNeighborLayer(hs, &node.neighbortid, 0, tids);
+			for (int i = 0; i < n; i++)
+				OmenVisitedTestAndSet(&linked, OmenTidToId(&tids[i]));
+		}
+	}
+
+	for (int i = 0; i < nlive; i++)
+	{
+		HnswNode	w;
+		int			n;
+		int			done = 0;
+
+		if (OmenVisitedContains(&linked, OmenTidToId(&lives[i])) ||
+			(hs->entry_level >= 0 && ItemPointerEquals(&lives[i], &hs->entry)))
+			continue;
+		vacuum_delay_point();
+		if (!HnswReadElementNode(hs, &lives[i], &w) ||
+			!HnswReadElementVector(hs, &lives[i], wvec, NULL))
+			continue;
+
+		/* its own list is nearest first: link it from those neighbours */
+		n = HnswReadNeighborLayer(hs, &w.neighbortid, 0, tids);
+		for (int j = 0; j < n && done < HNSW_ORPHAN_LINKS; j++)
+		{
+			HnswNode	e;
+
+			if (!OmenVisitedContains(&live, OmenTidToId(&tids[j])) ||
+				!HnswReadElementNode(hs, &tids[j], &e) ||
+				!HnswReadElementVector(hs, &tids[j], evec, NULL))
+				continue;
+			{
+				MemoryContext old = MemoryContextSwitchTo(vs->tmpCtx);
+
+				HnswAddNeighbor(hs, &e, evec, 0, &lives[i],
+								OmenDistanceCalc(&hs->dist, evec, wvec), true);
+				MemoryContextSwitchTo(old);
+			}
+			done++;
+		}
+		MemoryContextReset(vs->tmpCtx);
+	}
+
+	OmenVisitedFree(&linked);
+	OmenVisitedFree(&live);
+	pfree(lives);
+	pfree(wvec);
+	pfree(evec);
+}
+
 /* Point the meta page's entry at a live element if it is a deleted one */
 static void
 ReplaceEntryPoint(VacuumState *vs)
@@ -454,6 +560,9 @@ hnswbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 	{
 		RepairGraph(&vs);
 		ReplaceEntryPoint(&vs);
+		HnswFreeShared(&vs.hs);
+		HnswInitShared(&vs.hs, index);	/* the entry point may have moved */
+		LinkOrphans(&vs);
 		FreeDeleted(&vs);
 	}
 	stats->num_pages = RelationGetNumberOfBlocks(index);

@@ -1,0 +1,118 @@
+-- omen_hnsw: creating indexes, options and their limits, what is indexed,
+-- and which queries the planner sends to the index.
+
+-- 10,000 vectors of 32 dimensions around 20 centres (deterministic)
+SELECT setseed(0.5);
+CREATE TABLE hb_centres AS
+SELECT g, array_agg((random() * 10)::real ORDER BY d) AS c
+FROM generate_series(1, 20) g, generate_series(1, 32) d GROUP BY g;
+CREATE TABLE hb (id int PRIMARY KEY, cat int, v vector(32));
+INSERT INTO hb
+SELECT i, i % 100,
+       (SELECT array_agg(c[d] + (random() - 0.5)::real * 2 ORDER BY d)
+        FROM hb_centres, generate_series(1, 32) d WHERE g = 1 + i % 20)::vector
+FROM generate_series(1, 10000) i;
+ANALYZE hb;
+
+CREATE INDEX hb_l2 ON hb USING omen_hnsw (v);
+SELECT live_nodes, deleted_nodes, heap_tids, dimensions, m, ef_construction,
+       storage, metric, entry_level = max_level AS entry_on_top
+FROM omen_hnsw_info('hb_l2');
+
+-- the planner uses it for ORDER BY <-> LIMIT, and for nothing else
+EXPLAIN (COSTS OFF) SELECT id FROM hb ORDER BY v <-> '[1,2,3,4,5,6,7,8,9,10,1,2,3,4,5,6,7,8,9,10,1,2,3,4,5,6,7,8,9,10,1,2]' LIMIT 10;
+EXPLAIN (COSTS OFF) SELECT id FROM hb ORDER BY v <+> '[1,2,3,4,5,6,7,8,9,10,1,2,3,4,5,6,7,8,9,10,1,2,3,4,5,6,7,8,9,10,1,2]' LIMIT 10;
+EXPLAIN (COSTS OFF) SELECT id FROM hb ORDER BY v <-> '[1,2,3,4,5,6,7,8,9,10,1,2,3,4,5,6,7,8,9,10,1,2,3,4,5,6,7,8,9,10,1,2]' DESC LIMIT 10;
+EXPLAIN (COSTS OFF) SELECT count(*) FROM hb WHERE v IS NOT NULL;
+
+-- each operator class serves its own operator
+CREATE INDEX hb_ip ON hb USING omen_hnsw (v vector_ip_ops);
+CREATE INDEX hb_cos ON hb USING omen_hnsw (v vector_cosine_ops) WITH (m = 8, ef_construction = 32);
+CREATE INDEX hb_l1 ON hb USING omen_hnsw (v vector_l1_ops) WITH (storage = half);
+SELECT i.relname, x.metric, x.m, x.ef_construction, x.storage, x.live_nodes
+FROM pg_class i, omen_hnsw_info(i.oid) x
+WHERE i.relname IN ('hb_l2', 'hb_ip', 'hb_cos', 'hb_l1') ORDER BY i.relname;
+EXPLAIN (COSTS OFF) SELECT id FROM hb ORDER BY v <#> (SELECT v FROM hb WHERE id = 1) LIMIT 5;
+EXPLAIN (COSTS OFF) SELECT id FROM hb ORDER BY v <=> (SELECT v FROM hb WHERE id = 1) LIMIT 5;
+EXPLAIN (COSTS OFF) SELECT id FROM hb ORDER BY v <+> (SELECT v FROM hb WHERE id = 1) LIMIT 5;
+-- half storage halves the vectors (at 32 dimensions the neighbour lists,
+-- 6 bytes per slot, are most of the index: 0.82 of float's size)
+SELECT (SELECT size_bytes FROM omen_hnsw_info('hb_l1'))::float /
+       (SELECT size_bytes FROM omen_hnsw_info('hb_l2')) BETWEEN 0.6 AND 0.9 AS half_is_smaller;
+
+-- every operator finds a vector as its own nearest neighbour
+SET enable_seqscan = off;
+SELECT bool_and(n = q.id) AS self_first_l2 FROM hb q,
+  LATERAL (SELECT id AS n FROM hb ORDER BY v <-> q.v LIMIT 1) s WHERE q.id % 500 = 3;
+SELECT bool_and(n = q.id) AS self_first_cos FROM hb q,
+  LATERAL (SELECT id AS n FROM hb ORDER BY v <=> q.v LIMIT 1) s WHERE q.id % 500 = 3;
+SELECT bool_and(n = q.id) AS self_first_l1 FROM hb q,
+  LATERAL (SELECT id AS n FROM hb ORDER BY v <+> q.v LIMIT 1) s WHERE q.id % 500 = 3;
+RESET enable_seqscan;
+DROP INDEX hb_ip, hb_cos, hb_l1;
+
+-- options and their limits
+CREATE INDEX ON hb USING omen_hnsw (v) WITH (m = 1);
+CREATE INDEX ON hb USING omen_hnsw (v) WITH (m = 101);
+CREATE INDEX ON hb USING omen_hnsw (v) WITH (ef_construction = 3);
+CREATE INDEX ON hb USING omen_hnsw (v) WITH (m = 40, ef_construction = 64);
+CREATE INDEX ON hb USING omen_hnsw (v) WITH (storage = double);
+CREATE INDEX ON hb USING omen_hnsw (v) WITH (lists = 4);
+CREATE INDEX ON hb USING omen_hnsw (id);
+CREATE INDEX ON hb USING omen_hnsw (v, v);
+SET omen.hnsw_ef_search = 0;
+SET omen.hnsw_ef_search = 1001;
+
+-- NULLs are not indexed; zero vectors are not indexed under cosine, and
+-- queries still return the indexed rows
+CREATE TABLE hn (id int, v vector(2));
+INSERT INTO hn VALUES (1, '[1,1]'), (2, NULL), (3, '[0,0]'), (4, '[2,1]'), (5, '[-1,3]');
+CREATE INDEX hn_l2 ON hn USING omen_hnsw (v);
+CREATE INDEX hn_cos ON hn USING omen_hnsw (v vector_cosine_ops);
+SELECT heap_tids FROM omen_hnsw_info('hn_l2');
+SELECT heap_tids FROM omen_hnsw_info('hn_cos');
+SET enable_seqscan = off;
+SELECT id FROM hn ORDER BY v <-> '[1,1]' LIMIT 10;
+SELECT id FROM hn ORDER BY v <=> '[1,1]' LIMIT 10;
+-- a NULL or zero query: rows in some order, none lost
+SELECT count(*) FROM (SELECT id FROM hn ORDER BY v <-> NULL LIMIT 10) s;
+SELECT count(*) FROM (SELECT id FROM hn ORDER BY v <=> '[0,0]' LIMIT 10) s;
+RESET enable_seqscan;
+
+-- a column without typmod: the first vector fixes the index's length
+CREATE TABLE hu (id int, v vector);
+CREATE INDEX hu_idx ON hu USING omen_hnsw (v);
+INSERT INTO hu VALUES (1, '[1,2,3]');
+INSERT INTO hu VALUES (2, '[1,2]');
+INSERT INTO hu VALUES (3, '[4,5,6]');
+SELECT dimensions, heap_tids FROM omen_hnsw_info('hu_idx');
+SELECT * FROM hu ORDER BY id;
+CREATE TABLE hu2 (id int, v vector);
+INSERT INTO hu2 VALUES (1, '[1,2,3]'), (2, '[1,2]');
+CREATE INDEX ON hu2 USING omen_hnsw (v);
+
+-- vectors too long for a page with float storage fit with half
+CREATE TABLE hl (v vector(3000));
+INSERT INTO hl SELECT array_fill(i, ARRAY[3000])::vector FROM generate_series(1, 3) i;
+CREATE INDEX ON hl USING omen_hnsw (v);
+CREATE INDEX hl_half ON hl USING omen_hnsw (v) WITH (storage = half);
+SELECT heap_tids, storage FROM omen_hnsw_info('hl_half');
+
+-- an empty table, an unlogged table
+CREATE TABLE he (v vector(2));
+CREATE INDEX he_idx ON he USING omen_hnsw (v);
+SET enable_seqscan = off;
+SELECT * FROM he ORDER BY v <-> '[1,1]' LIMIT 1;
+INSERT INTO he VALUES ('[1,1]'), ('[2,2]');
+SELECT * FROM he ORDER BY v <-> '[2,1.9]' LIMIT 1;
+CREATE UNLOGGED TABLE hul (v vector(2));
+INSERT INTO hul VALUES ('[1,1]'), ('[5,5]');
+CREATE INDEX hul_idx ON hul USING omen_hnsw (v);
+INSERT INTO hul VALUES ('[3,3]');
+SELECT * FROM hul ORDER BY v <-> '[3.1,3]' LIMIT 2;
+RESET enable_seqscan;
+
+-- omen_hnsw_info on something else
+SELECT * FROM omen_hnsw_info('hb_pkey');
+
+DROP TABLE hb, hb_centres, hn, hu, hu2, hl, he, hul;
