@@ -248,6 +248,23 @@ typedef OmenPageOpaqueData *OmenPageOpaque;
 #define OmenPageGetOpaque(page) \
 	((OmenPageOpaque) PageGetSpecialPointer(page))
 
+/*
+ * The tuple at off, or NULL when off is past the end or its line pointer
+ * holds no tuple (VACUUM freed it).  Graph edges may point at such slots.
+ */
+static inline char *
+OmenPageGetTuple(Page page, OffsetNumber off)
+{
+	ItemId		iid;
+
+	if (off < FirstOffsetNumber || off > PageGetMaxOffsetNumber(page))
+		return NULL;
+	iid = PageGetItemId(page, off);
+	if (!ItemIdIsNormal(iid))
+		return NULL;
+	return (char *) PageGetItem(page, iid);
+}
+
 extern void OmenInitPage(Page page, uint16 kind);
 extern void OmenCheckPage(Relation index, Buffer buf, Page page, uint16 kind);
 

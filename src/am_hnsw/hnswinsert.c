@@ -68,12 +68,10 @@ HnswReadElementVector(HnswShared *hs, ItemPointer tid, float *out, int *level)
 	buf = ReadBuffer(hs->index, ItemPointerGetBlockNumber(tid));
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);
-	if (off >= FirstOffsetNumber && off <= PageGetMaxOffsetNumber(page))
 	{
-		ItemId		iid = PageGetItemId(page, off);
-		HnswElementTuple etup = (HnswElementTuple) PageGetItem(page, iid);
+		HnswElementTuple etup = (HnswElementTuple) OmenPageGetTuple(page, off);
 
-		if (ItemIdIsNormal(iid) && etup->type == HNSW_TUPLE_ELEMENT &&
+		if (etup && etup->type == HNSW_TUPLE_ELEMENT &&
 			etup->state == HNSW_ELEMENT_LIVE)
 		{
 			HnswElementGetVector(hs, etup, out);
@@ -342,8 +340,6 @@ TryAddDuplicate(HnswShared *hs, const float *vec, LayerCands *layer0,
 	Page		page;
 	HnswElementTuple etup;
 	bool		added = false;
-	ItemId		iid;
-
 	if (layer0->n == 0 || layer0->cands[0].dist != 0.0f ||
 		memcmp(layer0->vecs[0], vec, sizeof(float) * hs->dim) != 0)
 		return false;
@@ -352,9 +348,10 @@ TryAddDuplicate(HnswShared *hs, const float *vec, LayerCands *layer0,
 	buf = ReadBuffer(hs->index, ItemPointerGetBlockNumber(&node->tid));
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 	page = BufferGetPage(buf);
-	iid = PageGetItemId(page, ItemPointerGetOffsetNumber(&node->tid));
-	etup = (HnswElementTuple) PageGetItem(page, iid);
-	if (etup->type == HNSW_TUPLE_ELEMENT && etup->state == HNSW_ELEMENT_LIVE)
+	etup = (HnswElementTuple)
+		OmenPageGetTuple(page, ItemPointerGetOffsetNumber(&node->tid));
+	if (etup && etup->type == HNSW_TUPLE_ELEMENT &&
+		etup->state == HNSW_ELEMENT_LIVE)
 	{
 		for (int i = 0; i < HNSW_HEAPTIDS; i++)
 		{
@@ -398,9 +395,9 @@ HnswWriteNeighborLayer(HnswShared *hs, ItemPointer ntid, int layer,
 	buf = ReadBuffer(hs->index, ItemPointerGetBlockNumber(ntid));
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 	page = BufferGetPage(buf);
-	if (off <= PageGetMaxOffsetNumber(page))
+	ntup = (HnswNeighborTuple) OmenPageGetTuple(page, off);
+	if (ntup)
 	{
-		ntup = (HnswNeighborTuple) PageGetItem(page, PageGetItemId(page, off));
 		if (ntup->type == HNSW_TUPLE_NEIGHBORS && start + cap <= ntup->count &&
 			(expect == NULL ||
 			 memcmp(&ntup->tids[start], expect, sizeof(ItemPointerData) * cap) == 0))
@@ -440,12 +437,11 @@ ReadLayerSlots(HnswShared *hs, ItemPointer ntid, int layer, ItemPointerData *slo
 	buf = ReadBuffer(hs->index, ItemPointerGetBlockNumber(ntid));
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);
-	if (off <= PageGetMaxOffsetNumber(page))
 	{
-		HnswNeighborTuple ntup = (HnswNeighborTuple)
-			PageGetItem(page, PageGetItemId(page, off));
+		HnswNeighborTuple ntup = (HnswNeighborTuple) OmenPageGetTuple(page, off);
 
-		if (ntup->type == HNSW_TUPLE_NEIGHBORS && start + cap <= ntup->count)
+		if (ntup && ntup->type == HNSW_TUPLE_NEIGHBORS &&
+			start + cap <= ntup->count)
 		{
 			memcpy(slots, &ntup->tids[start], sizeof(ItemPointerData) * cap);
 			ok = true;

@@ -202,12 +202,9 @@ ReadElement(HnswShared *hs, ItemPointer tid, HnswNode *node, const float *q,
 	buf = ReadBuffer(hs->index, blkno);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);
-	if (off >= FirstOffsetNumber && off <= PageGetMaxOffsetNumber(page))
+	etup = (HnswElementTuple) OmenPageGetTuple(page, off);
 	{
-		ItemId		iid = PageGetItemId(page, off);
-
-		etup = (HnswElementTuple) PageGetItem(page, iid);
-		if (ItemIdIsNormal(iid) && etup->type == HNSW_TUPLE_ELEMENT &&
+		if (etup && etup->type == HNSW_TUPLE_ELEMENT &&
 			etup->state != HNSW_ELEMENT_FREE)
 		{
 			node->tid = *tid;
@@ -239,12 +236,10 @@ ReadNeighbors(HnswShared *hs, ItemPointer ntid, int layer, ItemPointer out)
 	buf = ReadBuffer(hs->index, ItemPointerGetBlockNumber(ntid));
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);
-	if (off >= FirstOffsetNumber && off <= PageGetMaxOffsetNumber(page))
 	{
-		ItemId		iid = PageGetItemId(page, off);
-		HnswNeighborTuple ntup = (HnswNeighborTuple) PageGetItem(page, iid);
+		HnswNeighborTuple ntup = (HnswNeighborTuple) OmenPageGetTuple(page, off);
 
-		if (ItemIdIsNormal(iid) && ntup->type == HNSW_TUPLE_NEIGHBORS)
+		if (ntup && ntup->type == HNSW_TUPLE_NEIGHBORS)
 		{
 			int			start = HnswLayerStart(layer, hs->m);
 			int			cap = HnswLayerCapacity(layer, hs->m);

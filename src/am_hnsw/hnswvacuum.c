@@ -200,8 +200,9 @@ RepairElement(VacuumState *vs, ItemPointer etid, HnswNode *node,
 		buf = ReadBuffer(hs->index, ItemPointerGetBlockNumber(&node->neighbortid));
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		page = BufferGetPage(buf);
-		ntup = (HnswNeighborTuple) PageGetItem(page, PageGetItemId(page, off));
-		if (ntup->type != HNSW_TUPLE_NEIGHBORS || start + cap > ntup->count)
+		ntup = (HnswNeighborTuple) OmenPageGetTuple(page, off);
+		if (!ntup || ntup->type != HNSW_TUPLE_NEIGHBORS ||
+			start + cap > ntup->count)
 		{
 			UnlockReleaseBuffer(buf);
 			return;
@@ -484,9 +485,8 @@ DeleteTuple(VacuumState *vs, ItemPointer tid, uint8 type)
 							 RBM_NORMAL, vs->info->strategy);
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 	page = BufferGetPage(buf);
-	if (off <= PageGetMaxOffsetNumber(page) &&
-		ItemIdIsNormal(PageGetItemId(page, off)) &&
-		*(uint8 *) PageGetItem(page, PageGetItemId(page, off)) == type)
+	if (OmenPageGetTuple(page, off) &&
+		*(uint8 *) OmenPageGetTuple(page, off) == type)
 	{
 		OmenXLog	x;
 		Page		wpage;
