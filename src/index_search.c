@@ -39,6 +39,8 @@ OmenGraphSearchInit(OmenGraphSearch *s, const OmenGraphOps *ops, void *arg,
 	OmenHeapInit(&s->result, s->ef + 1, true);
 	OmenHeapInit(&s->rejected, keep_rejected ? s->ef * 4 : 16, false);
 	s->nbuf = palloc(sizeof(uint64) * Max(maxneighbors, 1));
+	s->fresh = palloc(sizeof(uint64) * Max(maxneighbors, 1));
+	s->visits = palloc(sizeof(OmenVisit) * Max(maxneighbors, 1));
 }
 
 /* Forget everything for a fresh search (e.g. the next layer down) */
@@ -63,6 +65,12 @@ OmenGraphSearchFree(OmenGraphSearch *s)
 	OmenHeapFree(&s->rejected);
 	if (s->nbuf)
 		pfree(s->nbuf);
+	if (s->fresh)
+		pfree(s->fresh);
+	if (s->visits)
+		pfree(s->visits);
+	s->fresh = NULL;
+	s->visits = NULL;
 	if (s->expanded)
 		pfree(s->expanded);
 	s->nbuf = NULL;
@@ -103,15 +111,18 @@ bool
 OmenGraphSearchAddEntry(OmenGraphSearch *s, uint64 id)
 {
 	OmenCand	c;
-	bool		isresult = true;
+	OmenVisit	v;
 
 	if (OmenVisitedTestAndSet(&s->visited, id))
 		return true;
-	if (!s->ops->visit(s->arg, id, &c.dist, &isresult, &c.aux))
+	s->ops->visit(s->arg, &id, 1, &v);
+	if (!v.ok)
 		return false;
 	s->ndistances++;
 	c.id = id;
-	Offer(s, c, isresult);
+	c.dist = v.dist;
+	c.aux = v.aux;
+	Offer(s, c, v.isresult);
 	return true;
 }
 
@@ -154,18 +165,27 @@ OmenGraphSearchRun(OmenGraphSearch *s, int layer)
 
 		n = s->ops->neighbors(s->arg, c.id, c.aux, layer, s->nbuf,
 							  s->maxneighbors);
-		for (int i = 0; i < n; i++)
 		{
-			OmenCand	e;
-			bool		isresult = true;
+			int			nfresh = 0;
 
-			if (OmenVisitedTestAndSet(&s->visited, s->nbuf[i]))
+			for (int i = 0; i < n; i++)
+				if (!OmenVisitedTestAndSet(&s->visited, s->nbuf[i]))
+					s->fresh[nfresh++] = s->nbuf[i];
+			if (nfresh == 0)
 				continue;
-			if (!s->ops->visit(s->arg, s->nbuf[i], &e.dist, &isresult, &e.aux))
-				continue;
-			s->ndistances++;
-			e.id = s->nbuf[i];
-			Offer(s, e, isresult);
+			s->ops->visit(s->arg, s->fresh, nfresh, s->visits);
+			for (int i = 0; i < nfresh; i++)
+			{
+				OmenCand	e;
+
+				if (!s->visits[i].ok)
+					continue;
+				s->ndistances++;
+				e.id = s->fresh[i];
+				e.dist = s->visits[i].dist;
+				e.aux = s->visits[i].aux;
+				Offer(s, e, s->visits[i].isresult);
+			}
 		}
 	}
 }

@@ -164,15 +164,23 @@ extern bool OmenVisitedContains(const OmenVisited *v, uint64 id);
  * ef results, which is how scans go on past their first list.
  * ---------------------------------------------------------------------
  */
+/* What visiting one node found */
+typedef struct OmenVisit
+{
+	float		dist;			/* from the query */
+	uint32		aux;			/* stored with the candidate */
+	bool		ok;				/* false: skip the node entirely */
+	bool		isresult;		/* false: walk through it, never return it */
+} OmenVisit;
+
 typedef struct OmenGraphOps
 {
 	/*
-	 * Distance from the query to node id.  Returns false to skip the node
-	 * entirely; sets *isresult false for a node that may be walked through
-	 * but not returned (deleted).  *aux is stored with the candidate.
+	 * Distances from the query to nodes ids[0..n), all unvisited so far.
+	 * Given the whole batch at once, the access method can fetch and
+	 * prefetch their pages together before computing any distance.
 	 */
-	bool		(*visit) (void *arg, uint64 id, float *dist, bool *isresult,
-						  uint32 *aux);
+	void		(*visit) (void *arg, const uint64 *ids, int n, OmenVisit *out);
 	/* Writes at most max neighbour ids of (id, aux) at layer; returns count */
 	int			(*neighbors) (void *arg, uint64 id, uint32 aux, int layer,
 							  uint64 *out, int max);
@@ -194,6 +202,8 @@ typedef struct OmenGraphSearch
 	OmenHeap	result;			/* best ef, furthest on top */
 	OmenHeap	rejected;		/* found but not kept, nearest first */
 	uint64	   *nbuf;
+	uint64	   *fresh;			/* the unvisited part of nbuf */
+	OmenVisit  *visits;
 	OmenCand   *expanded;
 	int			nexpanded;
 	int			maxexpanded;

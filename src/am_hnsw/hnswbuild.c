@@ -72,15 +72,19 @@ typedef struct HnswBuildState
 } HnswBuildState;
 
 /* OmenGraphOps.visit over the in-memory graph */
-static bool
-MemVisit(void *arg, uint64 id, float *dist, bool *isresult, uint32 *aux)
+static void
+MemVisit(void *arg, const uint64 *ids, int n, OmenVisit *out)
 {
 	HnswBuildState *bs = (HnswBuildState *) arg;
 
-	*dist = OmenDistanceCalc(&bs->hs.dist, bs->query, bs->nodes[id].vec);
-	*isresult = true;
-	*aux = 0;
-	return true;
+	for (int i = 0; i < n; i++)
+	{
+		out[i].dist = OmenDistanceCalc(&bs->hs.dist, bs->query,
+									   bs->nodes[ids[i]].vec);
+		out[i].isresult = true;
+		out[i].ok = true;
+		out[i].aux = 0;
+	}
 }
 
 /* OmenGraphOps.neighbors over the in-memory graph */
