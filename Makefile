@@ -28,3 +28,10 @@ EXTRA_CLEAN = results regression.diffs regression.out tmp_check
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS tracks no header dependencies: rebuild every object when any of
+# omen's headers changes (a stale object with an old struct layout is a
+# memory corruption waiting to happen).
+HEADERS = $(wildcard src/*.h src/*/*.h)
+$(OBJS): $(HEADERS)
+$(OBJS:.o=.bc): $(HEADERS)
