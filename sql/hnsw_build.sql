@@ -51,6 +51,23 @@ SELECT bool_and(n = q.id) AS self_first_l1 FROM hb q,
 RESET enable_seqscan;
 DROP INDEX hb_ip, hb_cos, hb_l1;
 
+-- a parallel build (workers started by omen itself) gives the same index
+SET max_parallel_maintenance_workers = 2;
+SET min_parallel_table_scan_size = 0;
+SET client_min_messages = debug1;
+CREATE INDEX hb_par ON hb USING omen_hnsw (v);
+RESET client_min_messages;
+RESET min_parallel_table_scan_size;
+RESET max_parallel_maintenance_workers;
+SELECT p.live_nodes = s.live_nodes AS same_nodes, p.heap_tids = s.heap_tids AS same_tids,
+       p.entry_level = p.max_level AS entry_on_top
+FROM omen_hnsw_info('hb_par') p, omen_hnsw_info('hb_l2') s;
+SET enable_seqscan = off;
+SELECT bool_and(n = q.id) AS self_first_parallel FROM hb q,
+  LATERAL (SELECT id AS n FROM hb ORDER BY v <-> q.v LIMIT 1) s WHERE q.id % 500 = 3;
+RESET enable_seqscan;
+DROP INDEX hb_par;
+
 -- options and their limits
 CREATE INDEX ON hb USING omen_hnsw (v) WITH (m = 1);
 CREATE INDEX ON hb USING omen_hnsw (v) WITH (m = 101);

@@ -3,48 +3,116 @@
  *	  omen_hnsw: CREATE INDEX.
  *
  * The graph is built in memory, within maintenance_work_mem, by inserting
- * every heap tuple in scan order (ALGORITHMS.md section 2), then written
- * out page by page with no WAL and logged once (log_newpage_range).  When
- * memory runs out the graph built so far is written and logged, and the
- * remaining tuples go through the ordinary page insert path, with a NOTICE
- * saying how much memory would have been enough.
+ * every heap tuple (ALGORITHMS.md section 2), then written out page by
+ * page with no WAL and logged once (log_newpage_range).
  *
- * Page layout written here is the same the insert path maintains: block 0
- * the meta page, then data pages each holding element tuples and their
- * neighbour tuples (an element's neighbour tuple on the same page when both
- * fit).
+ * The in-memory graph is one arena of fixed-layout nodes addressed by
+ * offset, so the same code builds it in local memory (serial) or in a
+ * dynamic shared memory segment that parallel workers fill together.
+ * PostgreSQL 15 has no access-method parallel build, so the leader starts
+ * the workers itself (a ParallelContext, as nbtree does internally), each
+ * scanning part of the heap with a parallel table scan.  In shared memory
+ * every node has an LWLock guarding its neighbour lists; vectors never
+ * change once written, so they are read without a lock.
+ *
+ * Memory: a serial build grows its arena up to maintenance_work_mem; when
+ * that is not enough, the graph built so far is written and logged and the
+ * remaining tuples go through the page insert path, with a NOTICE saying
+ * how much memory would have been enough.  A parallel build is chosen only
+ * when the estimated graph fits; if it overflows anyway, the leader throws
+ * it away and builds serially.
  */
 #include "postgres.h"
 
 #include <math.h>
+#include <sys/statvfs.h>
 
+#include "access/parallel.h"
+#include "access/table.h"
 #include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/index.h"
 #include "commands/progress.h"
 #include "hnsw.h"
 #include "miscadmin.h"
+#include "optimizer/optimizer.h"
 #include "pgstat.h"
+#include "port/atomics.h"
 #include "storage/bufmgr.h"
+#include "storage/dsm_impl.h"
+#include "storage/lwlock.h"
+#include "storage/spin.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 /* Progress phases (pg_stat_progress_create_index.phase) */
 #define PROGRESS_HNSW_PHASE_BUILD		2
 #define PROGRESS_HNSW_PHASE_WRITE		3
 
-/* One vector of the in-memory graph */
-typedef struct BuildNode
+#define PARALLEL_KEY_HNSW_SHARED		UINT64CONST(0xA000000000000001)
+#define PARALLEL_KEY_HNSW_GRAPH			UINT64CONST(0xA000000000000002)
+
+/*
+ * One vector of the in-memory graph, followed in the arena by
+ * int32 neighbours[(level + 2) * m] and float vector[dim].
+ */
+typedef struct GraphNode
 {
+	LWLock		lock;			/* parallel builds: guards the lists */
 	ItemPointerData heaptids[HNSW_HEAPTIDS];
 	uint8		nheaptids;
 	uint8		level;
-	float	   *vec;
-	int32	   *neighbors;		/* (level + 2) * m slots, layer 0 first */
-	uint8	   *counts;			/* used slots per layer */
+	bool		apart;			/* written: element and list on two pages */
+	uint8		counts[HNSW_MAX_LEVEL + 1]; /* used slots per layer */
 	ItemPointerData tid;		/* where the element is written */
 	ItemPointerData ntid;		/* where its neighbour tuple is written */
-	bool		apart;			/* too big to share a page: ntid first */
-} BuildNode;
+} GraphNode;
+
+#define GRAPH_NODE_HEADER	MAXALIGN(sizeof(GraphNode))
+
+/*
+ * The graph's fixed part.  In shared memory it is followed by the offsets
+ * array and the node area; a serial build keeps those in local memory.
+ */
+typedef struct HnswGraphShared
+{
+	slock_t		mutex;			/* entry point and counters */
+	int32		entry;			/* node index, -1 if none */
+	int32		entry_level;
+	pg_atomic_uint32 nnodes;
+	pg_atomic_uint64 used;		/* bytes of the node area taken */
+	pg_atomic_uint32 full;		/* an allocation failed */
+	pg_atomic_uint64 indtuples;
+	Size		areasize;
+	uint32		maxnodes;
+	int			tranche;
+} HnswGraphShared;
+
+/* One process's view of a graph */
+typedef struct HnswGraph
+{
+	HnswGraphShared *sh;
+	Size	   *offsets;		/* node index -> offset in area */
+	char	   *area;
+	bool		parallel;		/* take node locks */
+	bool		growable;		/* serial: may enlarge area and offsets */
+	Size		limit;			/* serial: the most the arena may take */
+} HnswGraph;
+
+/* Parallel build state in shared memory, followed by the table scan */
+typedef struct HnswParallelShared
+{
+	Oid			heaprelid;
+	Oid			indexrelid;
+	bool		isconcurrent;
+	int			dim;
+	slock_t		mutex;
+	double		reltuples;		/* heap tuples seen, all participants */
+} HnswParallelShared;
+
+#define ParallelTableScanFromHnswShared(shared) \
+	(ParallelTableScanDesc) ((char *) (shared) + MAXALIGN(sizeof(HnswParallelShared)))
 
 typedef struct HnswBuildState
 {
@@ -53,23 +121,154 @@ typedef struct HnswBuildState
 	IndexInfo  *indexInfo;
 	HnswShared	hs;
 	int			maxlevel;
+	HnswGraph	g;
 
-	BuildNode  *nodes;
-	int			nnodes;
-	int			maxnodes;
-	int			entry;			/* node index, -1 if none */
-	int			entry_level;
-
-	MemoryContext graphCtx;		/* vectors and neighbour lists */
 	MemoryContext tmpCtx;		/* per-tuple work */
-	Size		memlimit;
 	bool		ondisk;			/* graph flushed: inserting into pages */
-	double		indtuples;
-	double		reltuples;
+	double		indtuples;		/* this process's */
+	double		reltuples;		/* heap size estimate, for the NOTICE */
+	bool		isleader;		/* reports progress */
 
 	float	   *query;			/* the vector being inserted */
 	OmenGraphSearch search;
 } HnswBuildState;
+
+static inline GraphNode *
+GNode(HnswGraph *g, int i)
+{
+	return (GraphNode *) (g->area + g->offsets[i]);
+}
+
+static inline int32 *
+GNeighbors(GraphNode *node)
+{
+	return (int32 *) ((char *) node + GRAPH_NODE_HEADER);
+}
+
+static inline float *
+GVector(GraphNode *node, int m)
+{
+	return (float *) ((char *) GNeighbors(node) +
+					  MAXALIGN(sizeof(int32) * HNSW_NEIGHBOR_SLOTS(node->level, m)));
+}
+
+static inline Size
+GNodeSize(int level, int m, int dim)
+{
+	return GRAPH_NODE_HEADER +
+		MAXALIGN(sizeof(int32) * HNSW_NEIGHBOR_SLOTS(level, m)) +
+		MAXALIGN(sizeof(float) * dim);
+}
+
+/* Bytes the graph of ntuples vectors is expected to take */
+static Size
+EstimateGraphSize(double ntuples, int m, int dim)
+{
+	/* a node has on average 1/(m-1) upper levels of m slots each */
+	double		pernode = GNodeSize(0, m, dim) +
+		sizeof(int32) * (double) m / (m - 1);
+
+	return (Size) (ntuples * (pernode + sizeof(Size)));
+}
+
+static bool MemInsertLinkOnly(HnswBuildState *bs, int p, const float *vec);
+
+/* Take the node locks of a parallel build */
+static inline void
+NodeLock(HnswGraph *g, GraphNode *node, LWLockMode mode)
+{
+	if (g->parallel)
+		LWLockAcquire(&node->lock, mode);
+}
+
+static inline void
+NodeUnlock(HnswGraph *g, GraphNode *node)
+{
+	if (g->parallel)
+		LWLockRelease(&node->lock);
+}
+
+/*
+ * Allocate a node; returns its index or -1 when the graph is full (a
+ * serial arena first tries to grow up to its limit).
+ */
+static int
+AllocNode(HnswGraph *g, int level, int m, int dim)
+{
+	Size		size = GNodeSize(level, m, dim);
+	uint64		off;
+	uint32		idx;
+
+	if (g->growable)
+	{
+		HnswGraphShared *sh = g->sh;
+		Size		used = pg_atomic_read_u64(&sh->used);
+		uint32		n = pg_atomic_read_u32(&sh->nnodes);
+
+		if (used + size > sh->areasize)
+		{
+			Size		newsize = Max(sh->areasize * 2, used + size);
+
+			if (newsize + sizeof(Size) * sh->maxnodes > g->limit)
+				newsize = g->limit - sizeof(Size) * sh->maxnodes;
+			if (newsize < used + size)
+				return -1;
+			g->area = repalloc_huge(g->area, newsize);
+			sh->areasize = newsize;
+		}
+		if (n == sh->maxnodes)
+		{
+			uint32		newmax = sh->maxnodes * 2;
+
+			if (sh->areasize + sizeof(Size) * newmax > g->limit)
+				return -1;
+			g->offsets = repalloc_huge(g->offsets, sizeof(Size) * newmax);
+			sh->maxnodes = newmax;
+		}
+		pg_atomic_write_u64(&sh->used, used + size);
+		pg_atomic_write_u32(&sh->nnodes, n + 1);
+		g->offsets[n] = used;
+		return (int) n;
+	}
+
+	off = pg_atomic_fetch_add_u64(&g->sh->used, size);
+	if (off + size > g->sh->areasize)
+	{
+		pg_atomic_write_u32(&g->sh->full, 1);
+		return -1;
+	}
+	idx = pg_atomic_fetch_add_u32(&g->sh->nnodes, 1);
+	if (idx >= g->sh->maxnodes)
+	{
+		pg_atomic_write_u32(&g->sh->full, 1);
+		return -1;
+	}
+	g->offsets[idx] = off;
+	return (int) idx;
+}
+
+/* Number of nodes actually in the graph */
+static inline int
+GraphCount(HnswGraph *g)
+{
+	return (int) Min(pg_atomic_read_u32(&g->sh->nnodes), g->sh->maxnodes);
+}
+
+/* Set up an empty graph's fixed part */
+static void
+GraphInitShared(HnswGraphShared *sh, Size areasize, uint32 maxnodes, int tranche)
+{
+	SpinLockInit(&sh->mutex);
+	sh->entry = -1;
+	sh->entry_level = -1;
+	pg_atomic_init_u32(&sh->nnodes, 0);
+	pg_atomic_init_u64(&sh->used, 0);
+	pg_atomic_init_u32(&sh->full, 0);
+	pg_atomic_init_u64(&sh->indtuples, 0);
+	sh->areasize = areasize;
+	sh->maxnodes = maxnodes;
+	sh->tranche = tranche;
+}
 
 /* OmenGraphOps.visit over the in-memory graph */
 static void
@@ -79,8 +278,10 @@ MemVisit(void *arg, const uint64 *ids, int n, OmenVisit *out)
 
 	for (int i = 0; i < n; i++)
 	{
+		GraphNode  *node = GNode(&bs->g, (int) ids[i]);
+
 		out[i].dist = OmenDistanceCalc(&bs->hs.dist, bs->query,
-									   bs->nodes[ids[i]].vec);
+									   GVector(node, bs->hs.m));
 		out[i].isresult = true;
 		out[i].ok = true;
 		out[i].aux = 0;
@@ -92,16 +293,20 @@ static int
 MemNeighbors(void *arg, uint64 id, uint32 aux, int layer, uint64 *out, int max)
 {
 	HnswBuildState *bs = (HnswBuildState *) arg;
-	BuildNode  *node = &bs->nodes[id];
+	GraphNode  *node = GNode(&bs->g, (int) id);
+	int32	   *nb;
 	int			start;
 	int			n;
 
 	if (layer > node->level)
 		return 0;
 	start = HnswLayerStart(layer, bs->hs.m);
+	nb = GNeighbors(node);
+	NodeLock(&bs->g, node, LW_SHARED);
 	n = Min(node->counts[layer], max);
 	for (int i = 0; i < n; i++)
-		out[i] = (uint64) node->neighbors[start + i];
+		out[i] = (uint64) nb[start + i];
+	NodeUnlock(&bs->g, node);
 	return n;
 }
 
@@ -119,39 +324,47 @@ MemPairDist(void *arg, int i, int j)
 {
 	MemPairArg *pa = (MemPairArg *) arg;
 	HnswBuildState *bs = pa->bs;
+	int			m = bs->hs.m;
 
-	return OmenDistanceCalc(&bs->hs.dist, bs->nodes[pa->cands[i].id].vec,
-							bs->nodes[pa->cands[j].id].vec);
+	return OmenDistanceCalc(&bs->hs.dist,
+							GVector(GNode(&bs->g, (int) pa->cands[i].id), m),
+							GVector(GNode(&bs->g, (int) pa->cands[j].id), m));
 }
 
 /* Add p to e's list on layer, pruning e's list when it is full */
 static void
 MemLinkBack(HnswBuildState *bs, int e, int p, int layer, float dist)
 {
-	BuildNode  *node = &bs->nodes[e];
-	int			cap = HnswLayerCapacity(layer, bs->hs.m);
-	int			start = HnswLayerStart(layer, bs->hs.m);
-	int			n = node->counts[layer];
+	GraphNode  *node = GNode(&bs->g, e);
+	int			m = bs->hs.m;
+	int			cap = HnswLayerCapacity(layer, m);
+	int			start = HnswLayerStart(layer, m);
+	int32	   *nb = GNeighbors(node);
+	float	   *evec = GVector(node, m);
+	int			n;
 	OmenCand	cands[HNSW_MAX_M * 2 + 1];
 	int			chosen[HNSW_MAX_M * 2 + 1];
 	MemPairArg	pa;
 	int			nchosen;
 
+	NodeLock(&bs->g, node, LW_EXCLUSIVE);
+	n = node->counts[layer];
 	if (n < cap)
 	{
-		node->neighbors[start + n] = p;
+		nb[start + n] = p;
 		node->counts[layer]++;
+		NodeUnlock(&bs->g, node);
 		return;
 	}
 
 	for (int i = 0; i < n; i++)
 	{
-		int			x = node->neighbors[start + i];
+		int			x = nb[start + i];
 
 		cands[i].id = x;
 		cands[i].aux = 0;
-		cands[i].dist = OmenDistanceCalc(&bs->hs.dist, node->vec,
-										 bs->nodes[x].vec);
+		cands[i].dist = OmenDistanceCalc(&bs->hs.dist, evec,
+										 GVector(GNode(&bs->g, x), m));
 	}
 	cands[n].id = p;
 	cands[n].aux = 0;
@@ -162,37 +375,47 @@ MemLinkBack(HnswBuildState *bs, int e, int p, int layer, float dist)
 	nchosen = OmenRobustPrune(cands, n + 1, 1.0f, cap, MemPairDist, &pa,
 							  chosen);
 	for (int i = 0; i < nchosen; i++)
-		node->neighbors[start + i] = (int32) cands[chosen[i]].id;
+		nb[start + i] = (int32) cands[chosen[i]].id;
 	node->counts[layer] = nchosen;
+	NodeUnlock(&bs->g, node);
 }
 
-/* Insert one prepared vector into the in-memory graph */
-static void
+/*
+ * Insert one prepared vector into the in-memory graph.  Returns false when
+ * the graph is full (nothing was changed).
+ */
+static bool
 MemInsert(HnswBuildState *bs, const float *vec, ItemPointer heaptid)
 {
 	HnswShared *hs = &bs->hs;
+	HnswGraph  *g = &bs->g;
 	OmenGraphSearch *s = &bs->search;
 	int			level = HnswRandomLevel(hs->ml, bs->maxlevel);
 	int			p;
-	BuildNode  *node;
-	int			nslots = HNSW_NEIGHBOR_SLOTS(level, hs->m);
+	GraphNode  *node;
 	int			top;
+	int			entry;
+	int			entry_level;
 	OmenCand   *results[HNSW_MAX_LEVEL + 1];
 	int			nresults[HNSW_MAX_LEVEL + 1];
-	MemoryContext old;
 
 	bs->query = (float *) vec;
 
+	SpinLockAcquire(&g->sh->mutex);
+	entry = g->sh->entry;
+	entry_level = g->sh->entry_level;
+	SpinLockRelease(&g->sh->mutex);
+
 	/* search first: a duplicate vector only adds its heap TID */
-	top = Min(level, bs->entry_level);
+	top = Min(level, entry_level);
 	memset(nresults, 0, sizeof(nresults));
-	if (bs->entry >= 0)
+	if (entry >= 0)
 	{
 		OmenCand	best;
 
 		OmenGraphSearchReset(s, 1);
-		OmenGraphSearchAddEntry(s, (uint64) bs->entry);
-		for (int l = bs->entry_level; l > top; l--)
+		OmenGraphSearchAddEntry(s, (uint64) entry);
+		for (int l = entry_level; l > top; l--)
 		{
 			OmenCand   *r;
 
@@ -215,73 +438,171 @@ MemInsert(HnswBuildState *bs, const float *vec, ItemPointer heaptid)
 
 		if (nresults[0] > 0 && results[0][0].dist == 0.0f)
 		{
-			BuildNode  *dup = &bs->nodes[results[0][0].id];
+			GraphNode  *dup = GNode(g, (int) results[0][0].id);
+			bool		added = false;
 
-			if (dup->nheaptids < HNSW_HEAPTIDS &&
-				memcmp(dup->vec, vec, sizeof(float) * hs->dim) == 0)
+			if (memcmp(GVector(dup, hs->m), vec, sizeof(float) * hs->dim) == 0)
 			{
-				dup->heaptids[dup->nheaptids++] = *heaptid;
-				return;
+				NodeLock(g, dup, LW_EXCLUSIVE);
+				if (dup->nheaptids < HNSW_HEAPTIDS)
+				{
+					dup->heaptids[dup->nheaptids++] = *heaptid;
+					added = true;
+				}
+				NodeUnlock(g, dup);
 			}
+			if (added)
+				return true;
 		}
 	}
 
-	/* a new node */
-	if (bs->nnodes == bs->maxnodes)
-	{
-		bs->maxnodes *= 2;
-		bs->nodes = repalloc_huge(bs->nodes, sizeof(BuildNode) * bs->maxnodes);
-	}
-	p = bs->nnodes++;
-	node = &bs->nodes[p];
-	memset(node, 0, sizeof(BuildNode));
-	old = MemoryContextSwitchTo(bs->graphCtx);
-	node->vec = palloc(sizeof(float) * hs->dim);
-	node->neighbors = palloc(sizeof(int32) * nslots);
-	node->counts = palloc0(level + 1);
-	MemoryContextSwitchTo(old);
-	memcpy(node->vec, vec, sizeof(float) * hs->dim);
+	/* a new node, complete before anything links to it */
+	p = AllocNode(g, level, hs->m, hs->dim);
+	if (p < 0)
+		return false;
+	node = GNode(g, p);
+	memset(node, 0, GRAPH_NODE_HEADER);
+	if (g->parallel)
+		LWLockInitialize(&node->lock, g->sh->tranche);
 	node->heaptids[0] = *heaptid;
 	node->nheaptids = 1;
 	node->level = level;
+	memcpy(GVector(node, hs->m), vec, sizeof(float) * hs->dim);
 
-	if (bs->entry < 0)
+	if (entry < 0)
 	{
-		bs->entry = p;
-		bs->entry_level = level;
-		return;
-	}
-
-	for (int l = top; l >= 0; l--)
-	{
-		int			cap = HnswLayerCapacity(l, hs->m);
-		int			chosen[HNSW_MAX_M * 2];
-		int			nchosen;
-		MemPairArg	pa = {bs, results[l]};
-		int			start = HnswLayerStart(l, hs->m);
-
-		nchosen = OmenRobustPrune(results[l], nresults[l], 1.0f, cap,
-								  MemPairDist, &pa, chosen);
-		for (int i = 0; i < nchosen; i++)
-			node->neighbors[start + i] = (int32) results[l][chosen[i]].id;
-		node->counts[l] = nchosen;
-		for (int i = 0; i < nchosen; i++)
+		SpinLockAcquire(&g->sh->mutex);
+		if (g->sh->entry < 0)
 		{
-			OmenCand   *c = &results[l][chosen[i]];
-
-			MemLinkBack(bs, (int) c->id, p, l, c->dist);
+			g->sh->entry = p;
+			g->sh->entry_level = level;
+			SpinLockRelease(&g->sh->mutex);
+			return true;
 		}
-		pfree(results[l]);
+		/* another participant got there first: search from its node */
+		SpinLockRelease(&g->sh->mutex);
+		return MemInsertLinkOnly(bs, p, vec);
 	}
 
-	if (level > bs->entry_level)
+	/* its own lists first (no one can reach it yet), then the links back */
 	{
-		bs->entry = p;
-		bs->entry_level = level;
+		int			chosen[HNSW_MAX_LEVEL + 1][HNSW_MAX_M * 2];
+		int			nchosen[HNSW_MAX_LEVEL + 1];
+		int32	   *nb = GNeighbors(node);
+
+		for (int l = top; l >= 0; l--)
+		{
+			MemPairArg	pa = {bs, results[l]};
+			int			start = HnswLayerStart(l, hs->m);
+
+			nchosen[l] = OmenRobustPrune(results[l], nresults[l], 1.0f,
+										 HnswLayerCapacity(l, hs->m),
+										 MemPairDist, &pa, chosen[l]);
+			for (int i = 0; i < nchosen[l]; i++)
+				nb[start + i] = (int32) results[l][chosen[l][i]].id;
+			node->counts[l] = nchosen[l];
+		}
+		for (int l = top; l >= 0; l--)
+		{
+			for (int i = 0; i < nchosen[l]; i++)
+			{
+				OmenCand   *c = &results[l][chosen[l][i]];
+
+				MemLinkBack(bs, (int) c->id, p, l, c->dist);
+			}
+			pfree(results[l]);
+		}
 	}
+
+	if (level > entry_level)
+	{
+		SpinLockAcquire(&g->sh->mutex);
+		if (level > g->sh->entry_level)
+		{
+			g->sh->entry = p;
+			g->sh->entry_level = level;
+		}
+		SpinLockRelease(&g->sh->mutex);
+	}
+	return true;
 }
 
-/* Write the meta page into buf (a new, locked page) */
+/*
+ * Link node p (already allocated and filled) into a graph that gained an
+ * entry point after p's search started: the rare race of two participants
+ * inserting into an empty graph.  Search again and link as MemInsert does.
+ */
+static bool
+MemInsertLinkOnly(HnswBuildState *bs, int p, const float *vec)
+{
+	HnswShared *hs = &bs->hs;
+	HnswGraph  *g = &bs->g;
+	OmenGraphSearch *s = &bs->search;
+	GraphNode  *node = GNode(g, p);
+	int			entry;
+	int			entry_level;
+	int			top;
+
+	SpinLockAcquire(&g->sh->mutex);
+	entry = g->sh->entry;
+	entry_level = g->sh->entry_level;
+	SpinLockRelease(&g->sh->mutex);
+
+	top = Min((int) node->level, entry_level);
+	OmenGraphSearchReset(s, 1);
+	OmenGraphSearchAddEntry(s, (uint64) entry);
+	for (int l = entry_level; l > top; l--)
+	{
+		OmenCand   *r;
+		OmenCand	best;
+
+		OmenGraphSearchRun(s, l);
+		OmenGraphSearchTakeResults(s, &r);
+		best = r[0];
+		pfree(r);
+		OmenGraphSearchReset(s, 1);
+		OmenGraphSearchAddCand(s, best);
+	}
+	for (int l = top; l >= 0; l--)
+	{
+		OmenCand   *r;
+		int			n;
+		int			chosen[HNSW_MAX_M * 2];
+		int			nchosen;
+		MemPairArg	pa;
+		int			start = HnswLayerStart(l, hs->m);
+		int32	   *nb = GNeighbors(node);
+		int			k = 0;
+
+		s->ef = hs->ef_construction;
+		OmenGraphSearchRun(s, l);
+		n = OmenGraphSearchTakeResults(s, &r);
+		OmenGraphSearchReset(s, hs->ef_construction);
+		for (int i = 0; i < n; i++)
+		{
+			OmenGraphSearchAddCand(s, r[i]);
+			if ((int) r[i].id != p)
+				r[k++] = r[i];
+		}
+		pa.bs = bs;
+		pa.cands = r;
+		nchosen = OmenRobustPrune(r, k, 1.0f, HnswLayerCapacity(l, hs->m),
+								  MemPairDist, &pa, chosen);
+		NodeLock(g, node, LW_EXCLUSIVE);
+		for (int i = 0; i < nchosen; i++)
+			nb[start + i] = (int32) r[chosen[i]].id;
+		node->counts[l] = nchosen;
+		NodeUnlock(g, node);
+		for (int i = 0; i < nchosen; i++)
+			MemLinkBack(bs, (int) r[chosen[i]].id, p, l, r[chosen[i]].dist);
+		if (r)
+			pfree(r);
+	}
+	(void) vec;
+	return true;
+}
+
+/* Write the meta page into page */
 static void
 InitMetaPage(Page page, HnswShared *hs, ItemPointer entry, int entry_level)
 {
@@ -319,11 +640,13 @@ UpdateMetaNoWal(HnswBuildState *bs, ItemPointer entry, int entry_level)
 	meta->entry_level = entry_level;
 	if (entry)
 		meta->entry = *entry;
+	else
+		ItemPointerSetInvalid(&meta->entry);
 	MarkBufferDirty(buf);
 	UnlockReleaseBuffer(buf);
 }
 
-/* Finish one data page built in memory: append it to the index */
+/* Append a data page built in local memory to the index */
 static void
 FlushPage(HnswBuildState *bs, Page page)
 {
@@ -336,26 +659,31 @@ FlushPage(HnswBuildState *bs, Page page)
 
 /*
  * Write the in-memory graph to data pages: first decide every tuple's
- * place (so neighbour lists can name their targets), then fill the pages.
+ * place (so neighbour lists can name their targets), then fill the pages
+ * in that order.  Sets the meta page's entry point.
  */
 static void
 WriteGraph(HnswBuildState *bs)
 {
 	HnswShared *hs = &bs->hs;
+	HnswGraph  *g = &bs->g;
+	int			nnodes = GraphCount(g);
 	Size		esize = HNSW_ELEMENT_SIZE(hs->dim, hs->storage);
-	BlockNumber blkno = RelationGetNumberOfBlocks(bs->index);
+	BlockNumber first = RelationGetNumberOfBlocks(bs->index);
+	BlockNumber blkno = first;
 	Size		freespace = HNSW_PAGE_CAPACITY;
 	OffsetNumber off = FirstOffsetNumber;
 	Page		page;
-	BlockNumber first = blkno;
+	HnswElementTuple etup;
+	HnswNeighborTuple ntup;
 
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE,
 								 PROGRESS_HNSW_PHASE_WRITE);
 
 	/* placement */
-	for (int i = 0; i < bs->nnodes; i++)
+	for (int i = 0; i < nnodes; i++)
 	{
-		BuildNode  *node = &bs->nodes[i];
+		GraphNode  *node = GNode(g, i);
 		Size		nsize = HNSW_NEIGHBOR_SIZE(node->level, hs->m);
 		Size		both = MAXALIGN(esize) + MAXALIGN(nsize) + 2 * sizeof(ItemIdData);
 
@@ -401,100 +729,96 @@ WriteGraph(HnswBuildState *bs)
 	page = (Page) palloc(BLCKSZ);
 	OmenInitPage(page, HNSW_PAGE_DATA);
 	blkno = first;
+	etup = palloc0(esize);
+	ntup = palloc0(HNSW_NEIGHBOR_SIZE(bs->maxlevel, hs->m));
+	for (int i = 0; i < nnodes; i++)
 	{
-		HnswElementTuple etup = palloc0(esize);
-		HnswNeighborTuple ntup = palloc0(HNSW_NEIGHBOR_SIZE(bs->maxlevel, hs->m));
+		GraphNode  *node = GNode(g, i);
+		int32	   *nb = GNeighbors(node);
+		Size		nsize = HNSW_NEIGHBOR_SIZE(node->level, hs->m);
+		int			nslots = HNSW_NEIGHBOR_SLOTS(node->level, hs->m);
 
-		for (int i = 0; i < bs->nnodes; i++)
+		CHECK_FOR_INTERRUPTS();
+
+		memset(etup, 0, esize);
+		etup->type = HNSW_TUPLE_ELEMENT;
+		etup->level = node->level;
+		etup->state = HNSW_ELEMENT_LIVE;
+		for (int j = 0; j < HNSW_HEAPTIDS; j++)
 		{
-			BuildNode  *node = &bs->nodes[i];
-			Size		nsize = HNSW_NEIGHBOR_SIZE(node->level, hs->m);
-			int			nslots = HNSW_NEIGHBOR_SLOTS(node->level, hs->m);
-
-			CHECK_FOR_INTERRUPTS();
-
-			memset(etup, 0, esize);
-			etup->type = HNSW_TUPLE_ELEMENT;
-			etup->level = node->level;
-			etup->state = HNSW_ELEMENT_LIVE;
-			for (int j = 0; j < HNSW_HEAPTIDS; j++)
-			{
-				if (j < node->nheaptids)
-					etup->heaptids[j] = node->heaptids[j];
-				else
-					ItemPointerSetInvalid(&etup->heaptids[j]);
-			}
-			etup->neighbortid = node->ntid;
-			HnswElementSetVector(hs, etup, node->vec);
-
-			memset(ntup, 0, nsize);
-			ntup->type = HNSW_TUPLE_NEIGHBORS;
-			ntup->count = nslots;
-			for (int j = 0; j < nslots; j++)
-				ItemPointerSetInvalid(&ntup->tids[j]);
-			for (int l = 0; l <= node->level; l++)
-			{
-				int			start = HnswLayerStart(l, hs->m);
-
-				for (int j = 0; j < node->counts[l]; j++)
-					ntup->tids[start + j] =
-						bs->nodes[node->neighbors[start + j]].tid;
-			}
-
-			/* the order matches the placement pass exactly */
-			for (int part = 0; part < 2; part++)
-			{
-				bool		element = node->apart ? (part == 1) : (part == 0);
-				ItemPointer want = element ? &node->tid : &node->ntid;
-				OffsetNumber got;
-
-				while (ItemPointerGetBlockNumber(want) > blkno)
-				{
-					FlushPage(bs, page);
-					OmenInitPage(page, HNSW_PAGE_DATA);
-					blkno++;
-				}
-				if (element)
-					got = PageAddItem(page, (Item) etup, esize,
-									  InvalidOffsetNumber, false, false);
-				else
-					got = PageAddItem(page, (Item) ntup, nsize,
-									  InvalidOffsetNumber, false, false);
-				if (got != ItemPointerGetOffsetNumber(want))
-					elog(ERROR, "omen_hnsw build: tuple placed at offset %u, planned %u",
-						 got, ItemPointerGetOffsetNumber(want));
-			}
+			if (j < node->nheaptids)
+				etup->heaptids[j] = node->heaptids[j];
+			else
+				ItemPointerSetInvalid(&etup->heaptids[j]);
 		}
-		if (bs->nnodes > 0)
-			FlushPage(bs, page);
-		pfree(etup);
-		pfree(ntup);
+		etup->neighbortid = node->ntid;
+		HnswElementSetVector(hs, etup, GVector(node, hs->m));
+
+		memset(ntup, 0, nsize);
+		ntup->type = HNSW_TUPLE_NEIGHBORS;
+		ntup->count = nslots;
+		for (int j = 0; j < nslots; j++)
+			ItemPointerSetInvalid(&ntup->tids[j]);
+		for (int l = 0; l <= node->level; l++)
+		{
+			int			start = HnswLayerStart(l, hs->m);
+
+			for (int j = 0; j < node->counts[l]; j++)
+				ntup->tids[start + j] = GNode(g, nb[start + j])->tid;
+		}
+
+		/* the order matches the placement pass exactly */
+		for (int part = 0; part < 2; part++)
+		{
+			bool		element = node->apart ? (part == 1) : (part == 0);
+			ItemPointer want = element ? &node->tid : &node->ntid;
+			OffsetNumber got;
+
+			while (ItemPointerGetBlockNumber(want) > blkno)
+			{
+				FlushPage(bs, page);
+				OmenInitPage(page, HNSW_PAGE_DATA);
+				blkno++;
+			}
+			if (element)
+				got = PageAddItem(page, (Item) etup, esize,
+								  InvalidOffsetNumber, false, false);
+			else
+				got = PageAddItem(page, (Item) ntup, nsize,
+								  InvalidOffsetNumber, false, false);
+			if (got != ItemPointerGetOffsetNumber(want))
+				elog(ERROR, "omen_hnsw build: tuple placed at offset %u, planned %u",
+					 got, ItemPointerGetOffsetNumber(want));
+		}
 	}
+	if (nnodes > 0)
+		FlushPage(bs, page);
+	pfree(etup);
+	pfree(ntup);
 	pfree(page);
 
-	UpdateMetaNoWal(bs, bs->entry >= 0 ? &bs->nodes[bs->entry].tid : NULL,
-					bs->entry_level);
+	UpdateMetaNoWal(bs, g->sh->entry >= 0 ? &GNode(g, g->sh->entry)->tid : NULL,
+					g->sh->entry_level);
 }
 
-/* Release the in-memory graph */
+/* Empty the serial graph for reuse */
 static void
-FreeGraph(HnswBuildState *bs)
+ResetSerialGraph(HnswGraph *g)
 {
-	MemoryContextReset(bs->graphCtx);
-	bs->nnodes = 0;
-	bs->entry = -1;
-	bs->entry_level = -1;
+	pg_atomic_write_u32(&g->sh->nnodes, 0);
+	pg_atomic_write_u64(&g->sh->used, 0);
+	g->sh->entry = -1;
+	g->sh->entry_level = -1;
 }
 
-/*
- * Memory ran out: write the graph, log it, and go on inserting into pages.
- */
+/* Memory ran out: write the graph, log it, go on inserting into pages */
 static void
 SwitchToDisk(HnswBuildState *bs)
 {
-	Size		used = MemoryContextMemAllocated(bs->graphCtx, true) +
-		sizeof(BuildNode) * bs->maxnodes;
-	double		perrow = bs->indtuples > 0 ? used / bs->indtuples : 0;
+	HnswGraph  *g = &bs->g;
+	double		perrow = bs->indtuples > 0 ?
+		(double) (pg_atomic_read_u64(&g->sh->used) +
+				  sizeof(Size) * GraphCount(g)) / bs->indtuples : 0;
 	double		need = perrow * Max(bs->reltuples, bs->indtuples) / (1024.0 * 1024.0);
 
 	ereport(NOTICE,
@@ -505,7 +829,7 @@ SwitchToDisk(HnswBuildState *bs)
 					 ceil(need * 1.1) + 1)));
 
 	WriteGraph(bs);
-	FreeGraph(bs);
+	ResetSerialGraph(g);
 	OmenLogBuiltFork(bs->index, MAIN_FORKNUM);
 	bs->ondisk = true;
 	HnswFreeShared(&bs->hs);
@@ -524,6 +848,9 @@ BuildCallback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 
 	if (isnull[0])
 		return;
+	/* a parallel graph that overflowed: the leader will start over */
+	if (bs->g.parallel && pg_atomic_read_u32(&bs->g.sh->full))
+		return;
 
 	old = MemoryContextSwitchTo(bs->tmpCtx);
 	v = DatumGetVector(values[0]);
@@ -539,21 +866,33 @@ BuildCallback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	vec = palloc(sizeof(float) * bs->hs.dim);
 	if (OmenPrepareVector(&bs->hs.dist, v, vec))
 	{
-		if (!bs->ondisk &&
-			MemoryContextMemAllocated(bs->graphCtx, true) +
-			sizeof(BuildNode) * bs->maxnodes > bs->memlimit)
+		bool		done = false;
+
+		if (!bs->ondisk)
 		{
-			MemoryContextSwitchTo(old);
-			SwitchToDisk(bs);
-			MemoryContextSwitchTo(bs->tmpCtx);
+			done = MemInsert(bs, vec, tid);
+			if (!done && !bs->g.parallel)
+			{
+				MemoryContextSwitchTo(old);
+				SwitchToDisk(bs);
+				MemoryContextSwitchTo(bs->tmpCtx);
+			}
 		}
 		if (bs->ondisk)
+		{
 			HnswInsertVector(&bs->hs, vec, tid);
-		else
-			MemInsert(bs, vec, tid);
-		bs->indtuples++;
-		pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE,
-									 (int64) bs->indtuples);
+			done = true;
+		}
+		if (done)
+		{
+			uint64		total;
+
+			bs->indtuples++;
+			total = pg_atomic_add_fetch_u64(&bs->g.sh->indtuples, 1);
+			if (bs->isleader)
+				pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE,
+											 (int64) total);
+		}
 	}
 
 	MemoryContextSwitchTo(old);
@@ -585,6 +924,260 @@ InitBuildShared(HnswShared *hs, Relation index)
 		HnswCheckDim(index, hs->dim, hs->storage);
 }
 
+/* Set up a build state for one participant (leader, worker or serial) */
+static void
+InitBuildState(HnswBuildState *bs, Relation heap, Relation index,
+			   IndexInfo *indexInfo)
+{
+	memset(bs, 0, sizeof(*bs));
+	bs->heap = heap;
+	bs->index = index;
+	bs->indexInfo = indexInfo;
+	InitBuildShared(&bs->hs, index);
+	bs->maxlevel = HnswMaxLevel(bs->hs.m);
+	bs->tmpCtx = AllocSetContextCreate(CurrentMemoryContext,
+									   "omen_hnsw build tuple",
+									   ALLOCSET_DEFAULT_SIZES);
+	OmenGraphSearchInit(&bs->search, &hnsw_mem_ops, bs,
+						bs->hs.ef_construction, 2 * bs->hs.m, false);
+}
+
+/* Release a participant's build state */
+static void
+FreeBuildState(HnswBuildState *bs)
+{
+	OmenGraphSearchFree(&bs->search);
+	MemoryContextDelete(bs->tmpCtx);
+	HnswFreeShared(&bs->hs);
+}
+
+/* Scan this participant's share of the heap into the shared graph */
+static double
+ParallelScanAndInsert(HnswBuildState *bs, HnswParallelShared *shared,
+					  bool progress)
+{
+	IndexInfo  *indexInfo = BuildIndexInfo(bs->index);
+	TableScanDesc scan;
+	double		reltuples;
+
+	indexInfo->ii_Concurrent = shared->isconcurrent;
+	scan = table_beginscan_parallel(bs->heap,
+									ParallelTableScanFromHnswShared(shared));
+	reltuples = table_index_build_scan(bs->heap, bs->index, indexInfo, true,
+									   progress, BuildCallback, bs, scan);
+	SpinLockAcquire(&shared->mutex);
+	shared->reltuples += reltuples;
+	SpinLockRelease(&shared->mutex);
+	return reltuples;
+}
+
+/* Entry point of a parallel build worker (named in CreateParallelContext) */
+PGDLLEXPORT void HnswParallelBuildMain(dsm_segment *seg, shm_toc *toc);
+
+void
+HnswParallelBuildMain(dsm_segment *seg, shm_toc *toc)
+{
+	HnswParallelShared *shared;
+	HnswGraphShared *gsh;
+	Relation	heap;
+	Relation	index;
+	LOCKMODE	heapLockmode;
+	LOCKMODE	indexLockmode;
+	HnswBuildState bs;
+
+	shared = shm_toc_lookup(toc, PARALLEL_KEY_HNSW_SHARED, false);
+	gsh = shm_toc_lookup(toc, PARALLEL_KEY_HNSW_GRAPH, false);
+
+	/* the same lock modes as the leader holds (see index_build) */
+	if (!shared->isconcurrent)
+	{
+		heapLockmode = ShareLock;
+		indexLockmode = AccessExclusiveLock;
+	}
+	else
+	{
+		heapLockmode = ShareUpdateExclusiveLock;
+		indexLockmode = RowExclusiveLock;
+	}
+	heap = table_open(shared->heaprelid, heapLockmode);
+	index = index_open(shared->indexrelid, indexLockmode);
+
+	LWLockRegisterTranche(gsh->tranche, "omen_hnsw_build");
+	InitBuildState(&bs, heap, index, NULL);
+	bs.hs.dim = shared->dim;
+	bs.hs.dist.dim = shared->dim;
+	bs.g.sh = gsh;
+	bs.g.offsets = (Size *) ((char *) gsh + MAXALIGN(sizeof(HnswGraphShared)));
+	bs.g.area = (char *) bs.g.offsets + MAXALIGN(sizeof(Size) * gsh->maxnodes);
+	bs.g.parallel = true;
+
+	ParallelScanAndInsert(&bs, shared, false);
+
+	FreeBuildState(&bs);
+	index_close(index, indexLockmode);
+	table_close(heap, heapLockmode);
+}
+
+/* Whether dynamic shared memory can take a segment of this size here */
+static bool
+DsmHasRoom(Size size)
+{
+#ifdef USE_DSM_POSIX
+	if (dynamic_shared_memory_type == DSM_IMPL_POSIX)
+	{
+		struct statvfs st;
+
+		/* posix segments live in /dev/shm, often small in containers */
+		if (statvfs("/dev/shm", &st) == 0 &&
+			(double) st.f_bavail * st.f_frsize < (double) size * 1.1)
+			return false;
+	}
+#endif
+	return true;
+}
+
+/*
+ * Build the graph with parallel workers, if the planner grants any and the
+ * graph fits.  Returns false (having done nothing) to build serially, and
+ * also when a parallel graph overflowed after all.
+ */
+static bool
+BuildParallel(HnswBuildState *bs, double *heaptuples)
+{
+	Relation	heap = bs->heap;
+	Relation	index = bs->index;
+	int			request;
+	BlockNumber pages;
+	double		tuples;
+	double		allvisfrac;
+	Size		graphsize;
+	Size		maxnodes;
+	Size		estscan;
+	ParallelContext *pcxt;
+	Snapshot	snapshot;
+	HnswParallelShared *shared;
+	HnswGraphShared *gsh;
+	bool		ok;
+
+	if (bs->hs.dim == 0)
+		return false;			/* no typmod: the first vector decides */
+	request = plan_create_index_workers(RelationGetRelid(heap),
+										RelationGetRelid(index));
+	if (request <= 0)
+		return false;
+
+	table_relation_estimate_size(heap, NULL, &pages, &tuples, &allvisfrac);
+	tuples = Max(tuples, 1);
+	maxnodes = (Size) (tuples * 1.2) + 1000;
+	graphsize = EstimateGraphSize(tuples * 1.2, bs->hs.m, bs->hs.dim) + 1024 * 1024;
+	if (graphsize + sizeof(Size) * maxnodes > (Size) maintenance_work_mem * 1024 ||
+		!DsmHasRoom(graphsize + sizeof(Size) * maxnodes))
+		return false;
+	bs->reltuples = tuples;
+
+	EnterParallelMode();
+	pcxt = CreateParallelContext("omen", "HnswParallelBuildMain", request);
+	snapshot = bs->indexInfo->ii_Concurrent ?
+		RegisterSnapshot(GetTransactionSnapshot()) : SnapshotAny;
+	estscan = table_parallelscan_estimate(heap, snapshot);
+	shm_toc_estimate_chunk(&pcxt->estimator,
+						   MAXALIGN(sizeof(HnswParallelShared)) + estscan);
+	shm_toc_estimate_chunk(&pcxt->estimator,
+						   MAXALIGN(sizeof(HnswGraphShared)) +
+						   MAXALIGN(sizeof(Size) * maxnodes) + graphsize);
+	shm_toc_estimate_keys(&pcxt->estimator, 2);
+	InitializeParallelDSM(pcxt);
+	if (pcxt->seg == NULL)
+	{
+		if (IsMVCCSnapshot(snapshot))
+			UnregisterSnapshot(snapshot);
+		DestroyParallelContext(pcxt);
+		ExitParallelMode();
+		return false;
+	}
+
+	shared = shm_toc_allocate(pcxt->toc,
+							  MAXALIGN(sizeof(HnswParallelShared)) + estscan);
+	shared->heaprelid = RelationGetRelid(heap);
+	shared->indexrelid = RelationGetRelid(index);
+	shared->isconcurrent = bs->indexInfo->ii_Concurrent;
+	shared->dim = bs->hs.dim;
+	SpinLockInit(&shared->mutex);
+	shared->reltuples = 0;
+	table_parallelscan_initialize(heap, ParallelTableScanFromHnswShared(shared),
+								  snapshot);
+
+	gsh = shm_toc_allocate(pcxt->toc, MAXALIGN(sizeof(HnswGraphShared)) +
+						   MAXALIGN(sizeof(Size) * maxnodes) + graphsize);
+	GraphInitShared(gsh, graphsize, (uint32) maxnodes, LWLockNewTrancheId());
+	LWLockRegisterTranche(gsh->tranche, "omen_hnsw_build");
+	bs->g.sh = gsh;
+	bs->g.offsets = (Size *) ((char *) gsh + MAXALIGN(sizeof(HnswGraphShared)));
+	bs->g.area = (char *) bs->g.offsets + MAXALIGN(sizeof(Size) * maxnodes);
+	bs->g.parallel = true;
+	bs->g.growable = false;
+
+	shm_toc_insert(pcxt->toc, PARALLEL_KEY_HNSW_SHARED, shared);
+	shm_toc_insert(pcxt->toc, PARALLEL_KEY_HNSW_GRAPH, gsh);
+
+	LaunchParallelWorkers(pcxt);
+	/* the leader takes part, so this works with no worker at all */
+	ParallelScanAndInsert(bs, shared, true);
+	WaitForParallelWorkersToFinish(pcxt);
+
+	ok = !pg_atomic_read_u32(&gsh->full);
+	if (ok)
+	{
+		ereport(DEBUG1,
+				(errmsg_plural("omen_hnsw: built the graph with %d parallel worker",
+							   "omen_hnsw: built the graph with %d parallel workers",
+							   pcxt->nworkers_launched,
+							   pcxt->nworkers_launched)));
+		WriteGraph(bs);
+		*heaptuples = shared->reltuples;
+		bs->indtuples = (double) pg_atomic_read_u64(&gsh->indtuples);
+	}
+	else
+		ereport(NOTICE,
+				(errmsg("omen_hnsw graph did not fit into the memory estimated for a parallel build; building again without workers")));
+
+	if (IsMVCCSnapshot(snapshot))
+		UnregisterSnapshot(snapshot);
+	DestroyParallelContext(pcxt);
+	ExitParallelMode();
+	bs->g.sh = NULL;
+	return ok;
+}
+
+/* Set up a serial build's graph in local memory, growing to the limit */
+static void
+InitSerialGraph(HnswBuildState *bs)
+{
+	HnswGraph  *g = &bs->g;
+	BlockNumber pages;
+	double		tuples;
+	double		allvisfrac;
+	Size		limit = (Size) maintenance_work_mem * 1024;
+	Size		area;
+	uint32		maxnodes;
+
+	table_relation_estimate_size(bs->heap, NULL, &pages, &tuples, &allvisfrac);
+	bs->reltuples = tuples;
+	area = Min(limit / 2, Max(EstimateGraphSize(Max(tuples, 1), bs->hs.m,
+												Max(bs->hs.dim, 1)),
+							  (Size) 64 * 1024));
+	maxnodes = (uint32) Min((double) limit / 2 / sizeof(Size),
+							Max(tuples * 1.1, 1024.0));
+
+	g->sh = palloc(sizeof(HnswGraphShared));
+	GraphInitShared(g->sh, area, maxnodes, 0);
+	g->offsets = palloc_extended(sizeof(Size) * maxnodes, MCXT_ALLOC_HUGE);
+	g->area = palloc_extended(area, MCXT_ALLOC_HUGE);
+	g->parallel = false;
+	g->growable = true;
+	g->limit = limit;
+}
+
 /* Write an empty meta page to a fork and WAL-log it (even if unlogged) */
 static void
 WriteEmptyMeta(Relation index, ForkNumber fork, HnswShared *hs)
@@ -605,31 +1198,14 @@ hnswbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 	IndexBuildResult *result;
 	HnswBuildState bs;
 	Buffer		buf;
+	double		heaptuples = 0;
 
 	if (RelationGetNumberOfBlocks(index) != 0)
 		elog(ERROR, "index \"%s\" already contains data",
 			 RelationGetRelationName(index));
 
-	memset(&bs, 0, sizeof(bs));
-	bs.heap = heap;
-	bs.index = index;
-	bs.indexInfo = indexInfo;
-	InitBuildShared(&bs.hs, index);
-	bs.maxlevel = HnswMaxLevel(bs.hs.m);
-	bs.entry = -1;
-	bs.entry_level = -1;
-	bs.maxnodes = 1024;
-	bs.nodes = palloc(sizeof(BuildNode) * bs.maxnodes);
-	bs.memlimit = (Size) maintenance_work_mem * 1024;
-	bs.reltuples = heap->rd_rel->reltuples;
-	bs.graphCtx = AllocSetContextCreate(CurrentMemoryContext,
-										"omen_hnsw build graph",
-										ALLOCSET_DEFAULT_SIZES);
-	bs.tmpCtx = AllocSetContextCreate(CurrentMemoryContext,
-									  "omen_hnsw build tuple",
-									  ALLOCSET_DEFAULT_SIZES);
-	OmenGraphSearchInit(&bs.search, &hnsw_mem_ops, &bs,
-						bs.hs.ef_construction, 2 * bs.hs.m, false);
+	InitBuildState(&bs, heap, index, indexInfo);
+	bs.isleader = true;
 
 	/* the meta page first, unlogged like the rest of the build */
 	buf = OmenNewBuffer(index, MAIN_FORKNUM);
@@ -639,24 +1215,28 @@ hnswbuild(Relation heap, Relation index, IndexInfo *indexInfo)
 
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE,
 								 PROGRESS_HNSW_PHASE_BUILD);
-	result = (IndexBuildResult *) palloc(sizeof(IndexBuildResult));
-	result->heap_tuples = table_index_build_scan(heap, index, indexInfo,
-												 true, true, BuildCallback,
-												 &bs, NULL);
 
-	if (!bs.ondisk)
+	if (!BuildParallel(&bs, &heaptuples))
 	{
-		WriteGraph(&bs);
-		OmenLogBuiltFork(index, MAIN_FORKNUM);
+		FreeBuildState(&bs);
+		InitBuildState(&bs, heap, index, indexInfo);
+		bs.isleader = true;
+		InitSerialGraph(&bs);
+		heaptuples = table_index_build_scan(heap, index, indexInfo, true, true,
+											BuildCallback, &bs, NULL);
+		if (!bs.ondisk)
+			WriteGraph(&bs);
 	}
-	/* else: pages written since the switch were WAL-logged as they went */
 
-	result->index_tuples = bs.indtuples;
+	/* pages written after a switch to page inserts were logged as they went */
+	if (!bs.ondisk)
+		OmenLogBuiltFork(index, MAIN_FORKNUM);
 
-	OmenGraphSearchFree(&bs.search);
-	MemoryContextDelete(bs.graphCtx);
-	MemoryContextDelete(bs.tmpCtx);
-	HnswFreeShared(&bs.hs);
+	result = (IndexBuildResult *) palloc(sizeof(IndexBuildResult));
+	result->heap_tuples = heaptuples;
+	result->index_tuples = bs.g.sh && !bs.g.parallel ?
+		(double) pg_atomic_read_u64(&bs.g.sh->indtuples) : bs.indtuples;
+	FreeBuildState(&bs);
 	return result;
 }
 
