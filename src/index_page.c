@@ -16,6 +16,7 @@
 #include "omen_index.h"
 #include "storage/lmgr.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 
 int			omen_max_scan_tuples = 20000;
@@ -71,6 +72,69 @@ OmenNewBuffer(Relation index, ForkNumber fork)
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 	if (needLock)
 		UnlockRelationForExtension(index, ExclusiveLock);
+	return buf;
+}
+
+/*
+ * The buffer where each block of one index was last found, per backend.
+ * A graph search reads hundreds of random pages per query; PostgreSQL
+ * finds each through the shared buffer mapping table, a hash probe that
+ * misses the CPU cache on a large shared_buffers.  ReadRecentBuffer pins a
+ * buffer given a hint and only checks its tag, so a good hint skips the
+ * probe; a stale one (the page was evicted) falls back to ReadBuffer.
+ */
+typedef struct RecentBuffers
+{
+	RelFileNode node;			/* whose blocks */
+	BlockNumber size;			/* entries in recent */
+	Buffer	   *recent;			/* InvalidBuffer: no hint */
+} RecentBuffers;
+
+static RecentBuffers recent_buffers;
+
+#define OMEN_RECENT_MAX_BLOCKS	(16 * 1024 * 1024)	/* 64 MB of hints at most */
+
+/* Pin block blkno of the index's main fork (no lock), using the hint cache */
+Buffer
+OmenReadBuffer(Relation index, BlockNumber blkno)
+{
+	RecentBuffers *rb = &recent_buffers;
+	Buffer		buf;
+
+	if (blkno >= OMEN_RECENT_MAX_BLOCKS)
+		return ReadBuffer(index, blkno);
+
+	if (!RelFileNodeEquals(rb->node, index->rd_node))
+	{
+		/* another index: start over */
+		if (rb->recent)
+			memset(rb->recent, 0, sizeof(Buffer) * rb->size);
+		rb->node = index->rd_node;
+	}
+	if (blkno >= rb->size)
+	{
+		BlockNumber newsize = Max(Max(rb->size * 2, blkno + 1), 1024);
+
+		newsize = Min(newsize, OMEN_RECENT_MAX_BLOCKS);
+		if (rb->recent == NULL)
+			rb->recent = MemoryContextAllocZero(TopMemoryContext,
+												sizeof(Buffer) * newsize);
+		else
+		{
+			rb->recent = repalloc(rb->recent, sizeof(Buffer) * newsize);
+			memset(rb->recent + rb->size, 0,
+				   sizeof(Buffer) * (newsize - rb->size));
+		}
+		rb->size = newsize;
+	}
+
+	buf = rb->recent[blkno];
+	if (buf != InvalidBuffer &&
+		ReadRecentBuffer(index->rd_node, MAIN_FORKNUM, blkno, buf))
+		return buf;
+
+	buf = ReadBuffer(index, blkno);
+	rb->recent[blkno] = buf;
 	return buf;
 }
 

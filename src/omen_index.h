@@ -278,6 +278,9 @@ OmenPageGetTuple(Page page, OffsetNumber off)
 extern void OmenInitPage(Page page, uint16 kind);
 extern void OmenCheckPage(Relation index, Buffer buf, Page page, uint16 kind);
 
+/* Pin a block of the main fork (no lock), skipping the buffer-table probe when it can */
+extern Buffer OmenReadBuffer(Relation index, BlockNumber blkno);
+
 /* Add a new, exclusively locked buffer at the end of the fork */
 extern Buffer OmenNewBuffer(Relation index, ForkNumber fork);
 

@@ -27,6 +27,7 @@ typedef struct HnswScanOpaqueData
 	MemoryContext ctx;			/* everything below lives here */
 	bool		started;
 	bool		done;
+	bool		searching;		/* ds is set up */
 	HnswShared	hs;
 	float	   *query;
 	HnswDiskSearch ds;
@@ -68,6 +69,7 @@ hnswrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys,
 	MemoryContextReset(so->ctx);
 	so->started = false;
 	so->done = false;
+	so->searching = false;
 	so->batch = NULL;
 	so->nbatch = 0;
 	so->pos = 0;
@@ -106,6 +108,7 @@ StartScan(IndexScanDesc scan)
 	}
 
 	HnswDiskSearchInit(&so->ds, hs, so->query, hnsw_ef_search, true);
+	so->searching = true;
 	if (!HnswDiskDescend(&so->ds, 0, hnsw_ef_search))
 	{
 		so->done = true;
@@ -181,6 +184,12 @@ hnswendscan(IndexScanDesc scan)
 {
 	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
 
+	if (so->searching)
+		ereport(DEBUG1,
+				(errmsg_internal("omen_hnsw scan: %lld rows, %llu distances, %d elements read",
+								 (long long) so->returned,
+								 (unsigned long long) so->ds.search.ndistances,
+								 so->ds.nnodes)));
 	MemoryContextDelete(so->ctx);
 	pfree(so);
 	scan->opaque = NULL;

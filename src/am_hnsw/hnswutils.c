@@ -233,7 +233,7 @@ ReadNeighbors(HnswShared *hs, ItemPointer ntid, int layer, ItemPointer out)
 	OffsetNumber off = ItemPointerGetOffsetNumber(ntid);
 	int			n = 0;
 
-	buf = ReadBuffer(hs->index, ItemPointerGetBlockNumber(ntid));
+	buf = OmenReadBuffer(hs->index, ItemPointerGetBlockNumber(ntid));
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);
 	{
@@ -295,12 +295,13 @@ PrefetchRange(const char *p, Size len)
 }
 
 /*
- * OmenGraphOps.visit over pages.  First pin every node's page and start
- * loading its element tuple into cache, then lock, compute and release one
- * at a time: the memory latency of the whole batch overlaps instead of
- * being paid node by node.  The unlocked look at the line pointer only
- * chooses addresses to prefetch; nothing is read from them until the page
- * is locked.
+ * OmenGraphOps.visit over pages.  The cost of a visit is memory latency
+ * (the buffer lookup, the line pointer, kilobytes of vector), not the
+ * distance, so the batch is processed in three stages that let those
+ * misses overlap: pin every page and prefetch its line pointer; read the
+ * line pointers and prefetch the element tuples; then lock, compute and
+ * release one at a time.  The unlocked looks only choose addresses to
+ * prefetch; nothing is used until the page is locked.
  */
 static void
 DiskVisit(void *arg, const uint64 *ids, int n, OmenVisit *out)
@@ -313,21 +314,23 @@ DiskVisit(void *arg, const uint64 *ids, int n, OmenVisit *out)
 	Assert(n <= HNSW_MAX_M * 2);
 	for (int i = 0; i < n; i++)
 	{
-		ItemPointerData tid;
 		Page		page;
-		OffsetNumber off;
 
-		OmenIdToTid(ids[i], &tid);
-		bufs[i] = ReadBuffer(hs->index, ItemPointerGetBlockNumber(&tid));
+		bufs[i] = OmenReadBuffer(hs->index, (BlockNumber) (ids[i] >> 16));
 		page = BufferGetPage(bufs[i]);
-		off = ItemPointerGetOffsetNumber(&tid);
-		if (off <= PageGetMaxOffsetNumber(page))
-		{
-			ItemId		iid = PageGetItemId(page, off);
+		__builtin_prefetch(PageGetItemId(page, (OffsetNumber) (ids[i] & 0xFFFF)));
+	}
+	for (int i = 0; i < n; i++)
+	{
+		Page		page = BufferGetPage(bufs[i]);
+		OffsetNumber off = (OffsetNumber) (ids[i] & 0xFFFF);
+		Size		lpoff;
 
-			if (ItemIdGetOffset(iid) + esize <= BLCKSZ)
-				PrefetchRange((char *) page + ItemIdGetOffset(iid), esize);
-		}
+		if (off > PageGetMaxOffsetNumber(page))
+			continue;
+		lpoff = ItemIdGetOffset(PageGetItemId(page, off));
+		if (lpoff + esize <= BLCKSZ)
+			PrefetchRange((char *) page + lpoff, esize);
 	}
 
 	for (int i = 0; i < n; i++)
