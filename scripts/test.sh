@@ -11,6 +11,8 @@
 #   pgtap    test/pgtap/*.sql with pg_prove on that cluster
 #   tap      test/perl/t/*.pl (PostgreSQL::Test::Cluster: crash recovery,
 #            streaming standby) with prove, as the postgres user
+#   bench    omen-bench (bench/): build it with -Werror, then test/bench/t/*.t with
+#            prove: unit tests, command line, end to end on a throwaway cluster
 # Every server runs with wal_consistency_checking = 'generic'.  It prints each
 # suite's result and ends with the line  Total: N passed, N failed  (suites),
 # exiting non-zero if any failed.  Set OMEN_TEST_SUITES="regress pgtap" to run
@@ -215,6 +217,19 @@ if want tap; then
 			cp -r "$tapdir/tmp_check/log" test/perl/tmp_check/ 2>/dev/null || true
 			record tap fail $((SECONDS - t0)) "(log tails above; all logs in test/perl/tmp_check/log)"
 		fi
+	fi
+fi
+
+# --- omen-bench --------------------------------------------------------------
+if want bench; then
+	banner "bench: make -C test/bench check (omen-bench: build, unit, command line, end to end)"
+	t0=$SECONDS
+	if [[ $installed -ne 1 ]]; then
+		record bench fail 0 "(not run: build/install failed)"
+	elif make -C test/bench PG_CONFIG="$PG_CONFIG" CFLAGS="-O2 -g -Werror" check; then
+		record bench pass $((SECONDS - t0))
+	else
+		record bench fail $((SECONDS - t0))
 	fi
 fi
 
