@@ -587,6 +587,35 @@ CopyUntil(char *dst, size_t len, const char *s, const char *stop1, const char *s
 }
 
 /*
+ * Append a plan line to text, with long vector literals cut to their first
+ * elements: '[1,2,3,...]'
+ */
+static void
+AppendPlanLine(char *text, const char *line)
+{
+	char	   *p = text + strlen(text);
+	const char *s = line;
+
+	while (*s)
+	{
+		const char *end;
+
+		if (s[0] == '\'' && s[1] == '[' && (end = strstr(s, "]'")) != NULL && end - s > 40)
+		{
+			memcpy(p, s, 30);
+			p += 30;
+			memcpy(p, "...]'", 5);
+			p += 5;
+			s = end + 2;
+		}
+		else
+			*p++ = *s++;
+	}
+	*p++ = '\n';
+	*p = '\0';
+}
+
+/*
  * EXPLAIN a prepared search statement for one query vector and find the scan
  * that feeds it: "Seq Scan", "Index Scan" (with the index's name), ...
  */
@@ -612,8 +641,7 @@ ob_explain(PGconn *conn, const char *stmt, const char *vec, int k, ObPlan *plan)
 		const char *s = line;
 		const char *scan;
 
-		strcat(plan->text, line);
-		strcat(plan->text, "\n");
+		AppendPlanLine(plan->text, line);
 		while (*s == ' ')
 			s++;
 		if (strncmp(s, "->", 2) == 0)
@@ -730,7 +758,7 @@ ob_build_index(const char *conninfo, PGconn *conn, const char *sql,
 				snprintf(detail, sizeof(detail), ", blocks %.0f of %.0f", bd, bt);
 			else if (td > 0)
 				snprintf(detail, sizeof(detail), ", tuples %.0f", td);
-			ob_progress("building index: %s%s, %.0f s", PQgetvalue(res, 0, 0), detail,
+			ob_progress("CREATE INDEX: %s%s, %.0f s", PQgetvalue(res, 0, 0), detail,
 						ob_now() - t0);
 		}
 		PQclear(res);

@@ -449,11 +449,11 @@ ob_table_header(int k)
 
 	snprintf(recall, sizeof(recall), "recall@%d", k);
 
-	fprintf(out, "\n%-28s %-26s %7s %8s %10s %9s %9s  %s\n",
+	fprintf(out, "\n%-36s %-28s %7s %9s %10s %9s %9s  %s\n",
 			"what", "setting", "clients", recall, "QPS", "p50 ms", "p99 ms", "plan");
-	fprintf(out, "%-28s %-26s %7s %8s %10s %9s %9s  %s\n",
-			"----------------------------", "--------------------------", "-------",
-			"--------", "----------", "---------", "---------", "----");
+	fprintf(out, "%-36s %-28s %7s %9s %10s %9s %9s  %s\n",
+			"------------------------------------", "----------------------------", "-------",
+			"---------", "----------", "---------", "---------", "----");
 	fflush(out);
 }
 
@@ -469,7 +469,7 @@ ob_table_row(const char *what, const char *setting, int clients, double recall,
 		snprintf(rbuf, sizeof(rbuf), "-");
 	else
 		snprintf(rbuf, sizeof(rbuf), "%.4f", recall);
-	fprintf(out, "%-28.28s %-26.26s %7d %8s %10.1f %9.3f %9.3f  %s\n",
+	fprintf(out, "%-36.36s %-28.28s %7d %9s %10.1f %9.3f %9.3f  %s\n",
 			what, setting && *setting ? setting : "-", clients, rbuf, qps,
 			lat->p50_ms, lat->p99_ms, plan ? plan : "");
 	fflush(out);

@@ -1238,9 +1238,13 @@ Sweep(Ctx *c, const char *index)
 	free(label);
 }
 
-/* The new vectors for ids first..first+count-1 (synthetic: fresh rows) */
+/*
+ * The new vectors for ids first..first+count-1: fresh rows for a synthetic
+ * dataset; otherwise copies of src rows reuse[i] (or, without reuse, of base
+ * rows cycling from first).
+ */
 static float *
-NewRows(Ctx *c, size_t first, size_t count, const uint32_t *reuse)
+NewRows(Ctx *c, size_t first, size_t count, const float *src, const uint32_t *reuse)
 {
 	float	   *v = ob_malloc(sizeof(float) * count * c->ds.dim + 1);
 	size_t		i;
@@ -1252,7 +1256,8 @@ NewRows(Ctx *c, size_t first, size_t count, const uint32_t *reuse)
 		if (c->ds.kind == OB_DATA_SYNTH)
 			ob_synth_row(&c->ds.synth, OB_SYNTH_BASE, first + i, out);
 		else
-			memcpy(out, c->ds.base + (size_t) (reuse ? reuse[i] : (first + i) % c->ds.n) * c->ds.dim,
+			memcpy(out, reuse ? src + (size_t) reuse[i] * c->ds.dim :
+				   c->ds.base + ((first + i) % c->ds.n) * c->ds.dim,
 				   sizeof(float) * c->ds.dim);
 	}
 	return v;
@@ -1327,20 +1332,20 @@ InsertWorkload(Ctx *c, const char *index)
 		if (c->opt->clients[ci] > maxc)
 			maxc = c->opt->clients[ci];
 	MarkChanged(c, "the insert workload");
-	fprintf(out, "\n%-28s %7s %8s %10s %9s %9s\n", "insert into", "clients", "rows", "rows/s", "p50 ms", "p99 ms");
+	fprintf(out, "\n%-36s %7s %8s %10s %9s %9s\n", "insert into", "clients", "rows", "rows/s", "p50 ms", "p99 ms");
 	for (phase = 0; phase < (maxc > 1 ? 2 : 1); phase++)
 	{
 		int			clients = phase == 0 ? 1 : maxc;
 		size_t		first = c->ds.n + phase * m;
 		int64_t    *ids = ob_malloc(sizeof(int64_t) * m);
-		float	   *vecs = NewRows(c, first, m, NULL);
+		float	   *vecs = NewRows(c, first, m, NULL, NULL);
 		ObRunResult res;
 		size_t		i;
 
 		for (i = 0; i < m; i++)
 			ids[i] = (int64_t) (first + i);
 		InsertRows(c, ids, vecs, m, clients, &res);
-		fprintf(out, "%-28.28s %7d %8zu %10.1f %9.3f %9.3f\n", label, clients, m, res.qps,
+		fprintf(out, "%-36.36s %7d %8zu %10.1f %9.3f %9.3f\n", label, clients, m, res.qps,
 				res.lat.p50_ms, res.lat.p99_ms);
 		JsonCommon(c, &j, "insert");
 		ob_json_str(&j, "label", label);
@@ -1440,11 +1445,9 @@ StreamWorkload(Ctx *c, const char *index)
 	}
 	MarkChanged(c, "the stream workload");
 	ob_rng_seed(&rng, c->opt->seed ^ 0x5354524541ULL);
-	fprintf(out, "\nstream: %d rounds, each deletes %zu rows (%.0f%%), VACUUMs, inserts %zu new ones; recall@%d with %s%s\n",
+	fprintf(out, "\nstream: %d rounds; each deletes %zu rows (%.0f%%), VACUUMs, inserts %zu new ones, then\nmeasures recall@%d against the ground truth of the live rows: %s%s%s, one client\n",
 			rounds, per, 100 * c->opt->fraction, per, c->opt->k, label,
-			text ? ", " : "");
-	if (text)
-		fprintf(out, "%s\n", text);
+			text ? ", " : "", text ? text : "");
 
 	for (r = 0; r <= rounds; r++)
 	{
@@ -1514,7 +1517,7 @@ StreamWorkload(Ctx *c, const char *index)
 				free(sql);
 			}
 			/* new rows: fresh synthetic rows, or the deleted vectors under new ids */
-			vecs = NewRows(c, next_id, per, gone);
+			vecs = NewRows(c, next_id, per, pool, gone);
 			for (i = 0; i < per; i++)
 			{
 				ids[i] = (int64_t) (next_id + i);
