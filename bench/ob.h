@@ -259,10 +259,25 @@ typedef struct ObRunSpec
 	int			k;				/* OB_RUN_SEARCH: LIMIT */
 	int			clients;
 	int			warmup;			/* untimed runs per client first */
+	const char *warm_key;		/* warm pass: what the connection is warmed for */
+	double		warm_seconds;	/* warm pass time limit per connection */
+	struct ObPool *pool;		/* connections to use (NULL: fresh ones) */
 	const ObSetting *settings;
 	int			nsettings;
 	bool		explain;		/* EXPLAIN after warm-up (client 0) */
 } ObRunSpec;
+
+/* Connections kept across measurements, warmed once per warm key */
+typedef struct ObPool
+{
+	char	   *conninfo;
+	int			n;
+	PGconn	  **conns;
+	char	  **warm_keys;		/* per connection: what it was warmed for, or NULL */
+} ObPool;
+
+extern ObPool *ob_pool_create(const char *conninfo);
+extern void ob_pool_free(ObPool *pool);
 
 typedef struct ObRunResult
 {

@@ -3,9 +3,19 @@
  *	  omen-bench timed statement runs: N clients, each a thread with its own
  *	  libpq connection, working through one list of queries.
  *
- * Every client connects, applies the settings (SET through set_config),
- * prepares the statement and runs a few warm-up executions before a barrier;
- * the clock starts when all are ready.  Then each client takes the next
+ * Every client takes a connection (its own, or one kept in a pool across
+ * measurements), resets it (RESET ALL, DEALLOCATE ALL: a cached plan would
+ * otherwise survive a change of planner settings), applies the settings
+ * (set_config), prepares the statement and runs untimed warm-up executions
+ * before a barrier; the clock starts when all are ready.
+ *
+ * Warm-up comes in two parts.  A connection's first measurement of a kind
+ * (the warm key: the exact scan, an index, the floor) starts with a warm
+ * pass: the query list once, untimed, for at most warm_seconds.  A backend
+ * pays a minor page fault the first time it touches each shared buffer
+ * page, which on this VM makes a fresh connection's index scans about twice
+ * as slow as the same scans repeated; the pass measures the steady state.
+ * Then every measurement runs spec->warmup queries after its settings.  Then each client takes the next
  * query from a shared counter until the list is done, timing every
  * execution on the client (CLOCK_MONOTONIC around PQexecPrepared, so the
  * latency includes the network round trip and the result transfer).  The
@@ -100,10 +110,16 @@ ClientThread(void *arg)
 	RunClient  *cl = arg;
 	RunShared  *sh = cl->sh;
 	const ObRunSpec *spec = sh->spec;
-	PGconn	   *conn = ob_connect(spec->conninfo);
+	ObPool	   *pool = spec->pool;
+	PGconn	   *conn = pool ? pool->conns[cl->no] : ob_connect(spec->conninfo);
 	PGresult   *res;
 	int			w;
 
+	if (pool)
+	{
+		ob_exec(conn, "RESET ALL");
+		ob_exec(conn, "DEALLOCATE ALL");
+	}
 	ob_apply_settings(conn, spec->settings, spec->nsettings);
 	res = PQprepare(conn, STMT_NAME, spec->sql, 0, NULL);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
@@ -113,6 +129,20 @@ ClientThread(void *arg)
 		ob_die("cannot prepare the statement: %s (statement: %s)", msg, spec->sql);
 	}
 	PQclear(res);
+	if (spec->warm_key && spec->warm_seconds > 0 &&
+		!(pool && pool->warm_keys[cl->no] && strcmp(pool->warm_keys[cl->no], spec->warm_key) == 0))
+	{
+		double		t0 = ob_now();
+		size_t		i;
+
+		for (i = 0; i < spec->nq && ob_now() - t0 < spec->warm_seconds; i++)
+			RunOne(sh, conn, (i + (size_t) cl->no * 7919) % spec->nq, false);
+		if (pool)
+		{
+			free(pool->warm_keys[cl->no]);
+			pool->warm_keys[cl->no] = ob_strdup(spec->warm_key);
+		}
+	}
 	for (w = 0; w < spec->warmup && spec->nq > 0; w++)
 		RunOne(sh, conn, (size_t) (cl->no * 7919 + w) % spec->nq, false);
 	if (cl->no == 0 && spec->explain)
@@ -128,8 +158,53 @@ ClientThread(void *arg)
 		RunOne(sh, conn, i, true);
 	}
 	sh->end[cl->no] = ob_now();
-	PQfinish(conn);
+	if (!pool)
+		PQfinish(conn);
 	return NULL;
+}
+
+/* An empty pool; connections are made as measurements need them */
+ObPool *
+ob_pool_create(const char *conninfo)
+{
+	ObPool	   *pool = ob_calloc(1, sizeof(ObPool));
+
+	pool->conninfo = ob_strdup(conninfo ? conninfo : "");
+	return pool;
+}
+
+/* Close a pool's connections */
+void
+ob_pool_free(ObPool *pool)
+{
+	int			i;
+
+	if (pool == NULL)
+		return;
+	for (i = 0; i < pool->n; i++)
+	{
+		PQfinish(pool->conns[i]);
+		free(pool->warm_keys[i]);
+	}
+	free(pool->conns);
+	free(pool->warm_keys);
+	free(pool->conninfo);
+	free(pool);
+}
+
+/* Make sure a pool has at least n connections */
+static void
+PoolGrow(ObPool *pool, int n)
+{
+	if (n <= pool->n)
+		return;
+	pool->conns = ob_realloc(pool->conns, sizeof(PGconn *) * n);
+	pool->warm_keys = ob_realloc(pool->warm_keys, sizeof(char *) * n);
+	for (; pool->n < n; pool->n++)
+	{
+		pool->conns[pool->n] = ob_connect(pool->conninfo);
+		pool->warm_keys[pool->n] = NULL;
+	}
 }
 
 /*
@@ -161,6 +236,8 @@ ob_run_queries(const ObRunSpec *spec, ObRunResult *res)
 		for (i = 0; i < spec->nq * (size_t) spec->k; i++)
 			res->ids[i] = -1;
 	}
+	if (spec->pool)
+		PoolGrow(spec->pool, spec->clients);
 	pthread_barrier_init(&sh.ready, NULL, spec->clients + 1);
 	cl = ob_calloc(spec->clients, sizeof(RunClient));
 	for (c = 0; c < spec->clients; c++)

@@ -61,6 +61,7 @@ typedef struct Options
 	int			nclients;
 	int			passes;
 	int			warmup;
+	double		warm_time;
 	size_t		exact_queries;
 	bool		no_exact;
 	bool		no_floor;
@@ -91,6 +92,7 @@ typedef struct Ctx
 	char	   *search_sql;
 	char	   *server_line;
 	int			depth;
+	ObPool	   *pool;			/* search connections, kept warm across measurements */
 } Ctx;
 
 /* The --help text */
@@ -152,7 +154,11 @@ Usage(FILE *out)
 			"  -C, --clients LIST     client counts, each a thread with its own connection\n"
 			"                         (default 1,4)\n"
 			"      --passes P         run the query list P times per measurement (default 1)\n"
-			"      --warmup N         untimed queries per client before timing (default 10)\n"
+			"      --warmup N         untimed queries per client before each measurement\n"
+			"                         (default 10)\n"
+			"      --warm-time S      a connection's first measurement of an index (or of the\n"
+			"                         exact scan) starts with the query list once, untimed, for\n"
+			"                         at most S seconds (default 10; 0: measure cold backends)\n"
 			"      --exact-queries N  queries for the exact scan (default: --queries, at most 200)\n"
 			"      --no-exact         skip the exact scan\n"
 			"      --no-floor         skip the round-trip floor\n"
@@ -219,7 +225,7 @@ ParseArgs(int argc, char **argv, Options *opt)
 	enum
 	{
 		OPT_NAME = 1000, OPT_IN_PLACE, OPT_RELOAD, OPT_CACHE, OPT_THREADS, OPT_SEED,
-		OPT_USE_INDEX, OPT_PASSES, OPT_WARMUP, OPT_EXACTQ, OPT_NO_EXACT, OPT_NO_FLOOR,
+		OPT_USE_INDEX, OPT_PASSES, OPT_WARMUP, OPT_WARM_TIME, OPT_EXACTQ, OPT_NO_EXACT, OPT_NO_FLOOR,
 		OPT_LABEL, OPT_ROWS, OPT_ROUNDS, OPT_FRACTION, OPT_QUIET
 	};
 	static const struct option longopts[] = {
@@ -241,6 +247,7 @@ ParseArgs(int argc, char **argv, Options *opt)
 		{"clients", required_argument, NULL, 'C'},
 		{"passes", required_argument, NULL, OPT_PASSES},
 		{"warmup", required_argument, NULL, OPT_WARMUP},
+		{"warm-time", required_argument, NULL, OPT_WARM_TIME},
 		{"exact-queries", required_argument, NULL, OPT_EXACTQ},
 		{"no-exact", no_argument, NULL, OPT_NO_EXACT},
 		{"no-floor", no_argument, NULL, OPT_NO_FLOOR},
@@ -283,6 +290,7 @@ ParseArgs(int argc, char **argv, Options *opt)
 	opt->seed = 1;
 	opt->passes = 1;
 	opt->warmup = 10;
+	opt->warm_time = 10;
 	opt->rows = 1000;
 	opt->rounds = 5;
 	opt->fraction = 0.1;
@@ -387,6 +395,15 @@ ParseArgs(int argc, char **argv, Options *opt)
 				opt->warmup = strcmp(optarg, "0") == 0 ? 0 :
 					(int) PositiveInt("--warmup", optarg, 1000000);
 				break;
+			case OPT_WARM_TIME:
+				{
+					char	   *end;
+
+					opt->warm_time = strtod(optarg, &end);
+					if (end == optarg || *end || !(opt->warm_time >= 0 && opt->warm_time <= 86400))
+						ob_usage_error("--warm-time wants seconds, not \"%s\"", optarg);
+					break;
+				}
 			case OPT_EXACTQ:
 				exactq = optarg;
 				break;
@@ -922,6 +939,9 @@ Floor(Ctx *c)
 		spec.nq = total;
 		spec.clients = c->opt->clients[ci];
 		spec.warmup = c->opt->warmup;
+		spec.warm_key = "floor";
+		spec.warm_seconds = c->opt->warm_time;
+		spec.pool = c->pool;
 		spec.settings = c->opt->settings;
 		spec.nsettings = c->opt->nsettings;
 		ob_progress("round-trip floor, %d client(s)", spec.clients);
@@ -975,6 +995,9 @@ Search(Ctx *c, const char *what, const char *label, const char *index, size_t nq
 	spec.k = c->opt->k;
 	spec.clients = clients;
 	spec.warmup = c->opt->warmup;
+	spec.warm_key = index ? index : "exact";
+	spec.warm_seconds = c->opt->warm_time;
+	spec.pool = c->pool;
 	spec.settings = settings;
 	spec.nsettings = nsettings;
 	spec.explain = true;
@@ -1716,6 +1739,7 @@ main(int argc, char **argv)
 	}
 	CheckAllSettings(&c);
 	PrepareQueries(&c);
+	c.pool = ob_pool_create(opt.conninfo);
 
 	switch (opt.cmd)
 	{
@@ -1761,6 +1785,7 @@ main(int argc, char **argv)
 	if (opt.json_path)
 		fprintf(ob_table_out(), "JSON lines appended to %s\n", opt.json_path);
 	ob_output_close();
+	ob_pool_free(c.pool);
 	PQfinish(c.conn);
 	return 0;
 }
