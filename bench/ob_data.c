@@ -57,6 +57,7 @@ ob_rng_seed(ObRng *rng, uint64_t seed)
 	rng->spare = 0;
 }
 
+/* Rotate left by k bits */
 static inline uint64_t
 Rotl(uint64_t x, int k)
 {
@@ -157,6 +158,7 @@ typedef struct SynthJob
 	float	   *out;
 } SynthJob;
 
+/* Thread body: generate a job's rows */
 static void *
 SynthThread(void *arg)
 {

@@ -102,6 +102,7 @@ HeapPush(HeapItem *h, int n, float d, int64_t id)
 	h[i].id = id;
 }
 
+/* qsort order of heap items: nearest first, then by id */
 static int
 CompareItems(const void *a, const void *b)
 {
@@ -520,6 +521,7 @@ typedef struct IdRow
 	uint32_t	row;
 } IdRow;
 
+/* qsort order of id/row pairs: by id */
 static int
 CompareIdRow(const void *a, const void *b)
 {

@@ -286,7 +286,7 @@ ob_table_drop(PGconn *conn, const char *table)
 	free(qt);
 }
 
-/* Append a big-endian int16/int32/float4 to a buffer */
+/* Append a big-endian int16 to a buffer; returns the end */
 static inline char *
 Put16(char *p, int v)
 {
@@ -296,6 +296,7 @@ Put16(char *p, int v)
 	return p + 2;
 }
 
+/* Append a big-endian int32 */
 static inline char *
 Put32(char *p, uint32_t v)
 {
@@ -305,6 +306,7 @@ Put32(char *p, uint32_t v)
 	return p + 4;
 }
 
+/* Append a float4 in network byte order */
 static inline char *
 PutFloat(char *p, float f)
 {
@@ -386,6 +388,7 @@ ob_copy_load(PGconn *conn, const char *table, const float *vecs,
 	return ob_now() - t0;
 }
 
+/* Read a big-endian int32 */
 static int32_t
 Get32(const char *p)
 {
@@ -395,6 +398,7 @@ Get32(const char *p)
 	return (int32_t) ntohl(x);
 }
 
+/* Read a big-endian int16 */
 static int16_t
 Get16(const char *p)
 {
@@ -424,7 +428,8 @@ ob_read_table(PGconn *conn, const char *table, const char *column,
 			   *sql;
 	PGresult   *res;
 	size_t		n = 0,
-				cap = 1024;
+				cap = 1024,
+				r;
 	int			dim = -1;
 	int64_t    *ids;
 	float	   *vecs = NULL;
@@ -515,11 +520,11 @@ ob_read_table(PGconn *conn, const char *table, const char *column,
 			vecs = ob_realloc(vecs, sizeof(float) * cap * dim);
 		}
 		ids[n] = (int64_t) (((uint64_t) hi << 32) | lo);
-		for (int i = 0; i < dim; i++)
+		for (d = 0; d < dim; d++)
 		{
-			uint32_t	u = (uint32_t) Get32(p + 4 * i);
+			uint32_t	u = (uint32_t) Get32(p + 4 * d);
 
-			memcpy(&vecs[n * dim + i], &u, 4);
+			memcpy(&vecs[n * dim + d], &u, 4);
 		}
 		n++;
 		if (n % 10000 == 0)
@@ -535,10 +540,10 @@ ob_read_table(PGconn *conn, const char *table, const char *column,
 	ob_progress_done();
 	if (n == 0)
 		ob_die("table %s has no rows with a non-NULL %s", reg, column);
-	for (size_t i = 1; i < n; i++)
-		if (ids[i] == ids[i - 1])
+	for (r = 1; r < n; r++)
+		if (ids[r] == ids[r - 1])
 			ob_die("id column %s.%s is not unique (id %lld repeats): name a unique one with ,id=COLUMN",
-				   reg, idcol, (long long) ids[i]);
+				   reg, idcol, (long long) ids[r]);
 	ob_note("read %zu rows of %d dimensions from %s in %.1f s", n, dim, reg, ob_now() - t0);
 	*ids_out = ids;
 	*vecs_out = vecs;

@@ -277,6 +277,7 @@ ob_run_result_free(ObRunResult *res)
 	res->plan.text = NULL;
 }
 
+/* qsort order of doubles, ascending */
 static int
 CompareDouble(const void *a, const void *b)
 {

@@ -1425,6 +1425,7 @@ StreamWorkload(Ctx *c, const char *index)
 	float	   *pool = ob_malloc(sizeof(float) * cap * c->ds.dim + 1);
 	uint32_t   *live = ob_malloc(sizeof(uint32_t) * n + 1);
 	size_t		next_id = n;
+	size_t		row;
 	char	   *label = index ? (c->opt->label ? ob_strdup(c->opt->label) : IndexLabel(c, index)) :
 		ob_strdup("no index (exact)");
 	ObSetting  *s;
@@ -1441,8 +1442,8 @@ StreamWorkload(Ctx *c, const char *index)
 	if (per == 0)
 		ob_usage_error("--fraction %g of %zu rows is no row", c->opt->fraction, n);
 	memcpy(pool, c->ds.base, sizeof(float) * n * c->ds.dim);
-	for (size_t i = 0; i < n; i++)
-		live[i] = (uint32_t) i;
+	for (row = 0; row < n; row++)
+		live[row] = (uint32_t) row;
 	if (c->opt->nsweep > 0)
 	{
 		sw.name = c->opt->sweep_name;

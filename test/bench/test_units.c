@@ -258,6 +258,7 @@ typedef struct Pair
 	int64_t		id;
 } Pair;
 
+/* qsort order of (distance, id) pairs */
 static int
 ComparePair(const void *a, const void *b)
 {
@@ -769,6 +770,7 @@ TestIdMap(void)
 	   "idmap: identity map for row-numbered tables");
 }
 
+/* Run every group of tests; argv[1] is the scratch directory */
 int
 main(int argc, char **argv)
 {
