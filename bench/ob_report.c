@@ -631,6 +631,10 @@ ob_plot(const ObRecord *recs, int nrecs, const char *dir, const char *title,
 		}
 		else if (strcmp(kind, "stream") == 0 && ob_record_get(r, "round"))
 		{
+			const char *k = ob_record_get(r, kname);
+
+			if (k)
+				snprintf(klabel, sizeof(klabel), "recall@%s", k);
 			name = ob_psprintf("%s%s%s", label, many_ds && ds ? " / " : "",
 							   many_ds && ds ? ds : "");
 			AddPoint(GetSeries(&ss, &nss, name), atof(ob_record_get(r, "round")),

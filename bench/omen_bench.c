@@ -493,8 +493,12 @@ JsonCommon(Ctx *c, ObJson *j, const char *kind)
 {
 	ob_json_begin(j, kind);
 	ob_json_str(j, "dataset", c->ds.name);
-	ob_json_int(j, "n", (long long) c->ds.n);
-	ob_json_int(j, "dim", c->ds.dim);
+	if (c->ds.n > 0)
+	{
+		/* known once the data is read (the server line comes before) */
+		ob_json_int(j, "n", (long long) c->ds.n);
+		ob_json_int(j, "dim", c->ds.dim);
+	}
 	ob_json_str(j, "metric", ob_metric_name(c->opt->metric));
 	if (c->table)
 		ob_json_str(j, "table", c->table);
@@ -1674,7 +1678,8 @@ PlotFiles(Options *opt)
 		fclose(f);
 	}
 	for (i = 0; i < nrecs && title == NULL; i++)
-		if (ob_record_get(&recs[i], "dataset") && ob_record_get(&recs[i], "n"))
+		if (ob_record_get(&recs[i], "dataset") && ob_record_get(&recs[i], "n") &&
+			ob_record_get(&recs[i], "kind") && strcmp(ob_record_get(&recs[i], "kind"), "server") != 0)
 			title = ob_psprintf("%s: %s rows x %s dims, %s", ob_record_get(&recs[i], "dataset"),
 								ob_record_get(&recs[i], "n"), ob_record_get(&recs[i], "dim"),
 								ob_record_get(&recs[i], "metric"));
