@@ -237,3 +237,55 @@ OmenGraphSearchNextBatch(OmenGraphSearch *s, int layer)
 	OmenGraphSearchRun(s, layer);
 	return s->result.count > 0;
 }
+
+/*
+ * Walk greedily (ef = 1) from entry down the layers fromlayer .. tolayer+1
+ * of a hierarchical graph, leaving the search seeded at tolayer with the
+ * best node found.  Returns false if even the entry could not be visited.
+ * A layer that only met nodes which are not results (deleted) keeps
+ * walking from the entry.
+ */
+bool
+OmenGraphSearchDescend(OmenGraphSearch *s, uint64 entry, int fromlayer,
+					   int tolayer)
+{
+	OmenGraphSearchReset(s, 1);
+	if (!OmenGraphSearchAddEntry(s, entry))
+		return false;
+	for (int layer = fromlayer; layer > tolayer; layer--)
+	{
+		OmenCand   *r;
+		int			n;
+
+		OmenGraphSearchRun(s, layer);
+		n = OmenGraphSearchTakeResults(s, &r);
+		OmenGraphSearchReset(s, 1);
+		if (n == 0)
+			OmenGraphSearchAddEntry(s, entry);
+		else
+		{
+			OmenGraphSearchAddCand(s, r[0]);
+			pfree(r);
+		}
+	}
+	return true;
+}
+
+/*
+ * Search one layer with ef results and return them, nearest first (*out
+ * palloc'd, NULL if none).  The search is left seeded with them, ready for
+ * the layer below.
+ */
+int
+OmenGraphSearchLayer(OmenGraphSearch *s, int layer, int ef, OmenCand **out)
+{
+	int			n;
+
+	s->ef = Max(ef, 1);
+	OmenGraphSearchRun(s, layer);
+	n = OmenGraphSearchTakeResults(s, out);
+	OmenGraphSearchReset(s, ef);
+	for (int i = 0; i < n; i++)
+		OmenGraphSearchAddCand(s, (*out)[i]);
+	return n;
+}

@@ -220,6 +220,10 @@ extern void OmenGraphSearchAddCand(OmenGraphSearch *s, OmenCand c);
 extern void OmenGraphSearchRun(OmenGraphSearch *s, int layer);
 extern int	OmenGraphSearchTakeResults(OmenGraphSearch *s, OmenCand **out);
 extern bool OmenGraphSearchNextBatch(OmenGraphSearch *s, int layer);
+extern bool OmenGraphSearchDescend(OmenGraphSearch *s, uint64 entry,
+								   int fromlayer, int tolayer);
+extern int	OmenGraphSearchLayer(OmenGraphSearch *s, int layer, int ef,
+								 OmenCand **out);
 
 /* ---------------------------------------------------------------------
  * RobustPrune (ALGORITHMS.md section 1)

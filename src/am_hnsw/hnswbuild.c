@@ -171,7 +171,6 @@ EstimateGraphSize(double ntuples, int m, int dim)
 	return (Size) (ntuples * (pernode + sizeof(Size)));
 }
 
-static bool MemInsertLinkOnly(HnswBuildState *bs, int p, const float *vec);
 
 /* Take the node locks of a parallel build */
 static inline void
@@ -381,6 +380,84 @@ MemLinkBack(HnswBuildState *bs, int e, int p, int layer, float dist)
 }
 
 /*
+ * Search the graph from its entry point for vec's neighbour candidates on
+ * layers top .. 0 (top = min(level, entry level)); results[l] are nearest
+ * first.  Returns top, or -1 when the graph has no entry point yet.
+ */
+static int
+MemSearch(HnswBuildState *bs, const float *vec, int level,
+		  OmenCand **results, int *nresults)
+{
+	HnswGraph  *g = &bs->g;
+	int			entry;
+	int			entry_level;
+	int			top;
+
+	SpinLockAcquire(&g->sh->mutex);
+	entry = g->sh->entry;
+	entry_level = g->sh->entry_level;
+	SpinLockRelease(&g->sh->mutex);
+	if (entry < 0)
+		return -1;
+
+	bs->query = (float *) vec;
+	top = Min(level, entry_level);
+	OmenGraphSearchDescend(&bs->search, (uint64) entry, entry_level, top);
+	for (int l = top; l >= 0; l--)
+		nresults[l] = OmenGraphSearchLayer(&bs->search, l,
+										   bs->hs.ef_construction,
+										   &results[l]);
+	return top;
+}
+
+/*
+ * Give node p its neighbour lists on layers top .. 0 from the search
+ * results (p itself left out), then link back: p's own lists are complete
+ * before any other node can reach it.
+ */
+static void
+MemLink(HnswBuildState *bs, int p, OmenCand **results, int *nresults, int top)
+{
+	HnswShared *hs = &bs->hs;
+	GraphNode  *node = GNode(&bs->g, p);
+	int32	   *nb = GNeighbors(node);
+	int			chosen[HNSW_MAX_LEVEL + 1][HNSW_MAX_M * 2];
+	int			nchosen[HNSW_MAX_LEVEL + 1];
+
+	NodeLock(&bs->g, node, LW_EXCLUSIVE);
+	for (int l = top; l >= 0; l--)
+	{
+		MemPairArg	pa;
+		int			start = HnswLayerStart(l, hs->m);
+		int			k = 0;
+
+		for (int i = 0; i < nresults[l]; i++)
+			if ((int) results[l][i].id != p)
+				results[l][k++] = results[l][i];
+		nresults[l] = k;
+		pa.bs = bs;
+		pa.cands = results[l];
+		nchosen[l] = OmenRobustPrune(results[l], nresults[l], 1.0f,
+									 HnswLayerCapacity(l, hs->m),
+									 MemPairDist, &pa, chosen[l]);
+		for (int i = 0; i < nchosen[l]; i++)
+			nb[start + i] = (int32) results[l][chosen[l][i]].id;
+		node->counts[l] = nchosen[l];
+	}
+	NodeUnlock(&bs->g, node);
+
+	for (int l = top; l >= 0; l--)
+	{
+		for (int i = 0; i < nchosen[l]; i++)
+		{
+			OmenCand   *c = &results[l][chosen[l][i]];
+
+			MemLinkBack(bs, (int) c->id, p, l, c->dist);
+		}
+	}
+}
+
+/*
  * Insert one prepared vector into the in-memory graph.  Returns false when
  * the graph is full (nothing was changed).
  */
@@ -389,71 +466,32 @@ MemInsert(HnswBuildState *bs, const float *vec, ItemPointer heaptid)
 {
 	HnswShared *hs = &bs->hs;
 	HnswGraph  *g = &bs->g;
-	OmenGraphSearch *s = &bs->search;
 	int			level = HnswRandomLevel(hs->ml, bs->maxlevel);
 	int			p;
 	GraphNode  *node;
 	int			top;
-	int			entry;
-	int			entry_level;
 	OmenCand   *results[HNSW_MAX_LEVEL + 1];
 	int			nresults[HNSW_MAX_LEVEL + 1];
 
-	bs->query = (float *) vec;
-
-	SpinLockAcquire(&g->sh->mutex);
-	entry = g->sh->entry;
-	entry_level = g->sh->entry_level;
-	SpinLockRelease(&g->sh->mutex);
-
 	/* search first: a duplicate vector only adds its heap TID */
-	top = Min(level, entry_level);
-	memset(nresults, 0, sizeof(nresults));
-	if (entry >= 0)
+	top = MemSearch(bs, vec, level, results, nresults);
+	if (top >= 0 && nresults[0] > 0 && results[0][0].dist == 0.0f)
 	{
-		OmenCand	best;
+		GraphNode  *dup = GNode(g, (int) results[0][0].id);
+		bool		added = false;
 
-		OmenGraphSearchReset(s, 1);
-		OmenGraphSearchAddEntry(s, (uint64) entry);
-		for (int l = entry_level; l > top; l--)
+		if (memcmp(GVector(dup, hs->m), vec, sizeof(float) * hs->dim) == 0)
 		{
-			OmenCand   *r;
-
-			OmenGraphSearchRun(s, l);
-			OmenGraphSearchTakeResults(s, &r);
-			best = r[0];
-			pfree(r);
-			OmenGraphSearchReset(s, 1);
-			OmenGraphSearchAddCand(s, best);
-		}
-		for (int l = top; l >= 0; l--)
-		{
-			s->ef = hs->ef_construction;
-			OmenGraphSearchRun(s, l);
-			nresults[l] = OmenGraphSearchTakeResults(s, &results[l]);
-			OmenGraphSearchReset(s, hs->ef_construction);
-			for (int i = 0; i < nresults[l]; i++)
-				OmenGraphSearchAddCand(s, results[l][i]);
-		}
-
-		if (nresults[0] > 0 && results[0][0].dist == 0.0f)
-		{
-			GraphNode  *dup = GNode(g, (int) results[0][0].id);
-			bool		added = false;
-
-			if (memcmp(GVector(dup, hs->m), vec, sizeof(float) * hs->dim) == 0)
+			NodeLock(g, dup, LW_EXCLUSIVE);
+			if (dup->nheaptids < HNSW_HEAPTIDS)
 			{
-				NodeLock(g, dup, LW_EXCLUSIVE);
-				if (dup->nheaptids < HNSW_HEAPTIDS)
-				{
-					dup->heaptids[dup->nheaptids++] = *heaptid;
-					added = true;
-				}
-				NodeUnlock(g, dup);
+				dup->heaptids[dup->nheaptids++] = *heaptid;
+				added = true;
 			}
-			if (added)
-				return true;
+			NodeUnlock(g, dup);
 		}
+		if (added)
+			return true;
 	}
 
 	/* a new node, complete before anything links to it */
@@ -469,136 +507,32 @@ MemInsert(HnswBuildState *bs, const float *vec, ItemPointer heaptid)
 	node->level = level;
 	memcpy(GVector(node, hs->m), vec, sizeof(float) * hs->dim);
 
-	if (entry < 0)
+	if (top < 0)
 	{
+		bool		first;
+
 		SpinLockAcquire(&g->sh->mutex);
-		if (g->sh->entry < 0)
+		first = (g->sh->entry < 0);
+		if (first)
 		{
 			g->sh->entry = p;
 			g->sh->entry_level = level;
-			SpinLockRelease(&g->sh->mutex);
+		}
+		SpinLockRelease(&g->sh->mutex);
+		if (first)
 			return true;
-		}
 		/* another participant got there first: search from its node */
-		SpinLockRelease(&g->sh->mutex);
-		return MemInsertLinkOnly(bs, p, vec);
+		top = MemSearch(bs, vec, level, results, nresults);
 	}
-
-	/* its own lists first (no one can reach it yet), then the links back */
-	{
-		int			chosen[HNSW_MAX_LEVEL + 1][HNSW_MAX_M * 2];
-		int			nchosen[HNSW_MAX_LEVEL + 1];
-		int32	   *nb = GNeighbors(node);
-
-		for (int l = top; l >= 0; l--)
-		{
-			MemPairArg	pa = {bs, results[l]};
-			int			start = HnswLayerStart(l, hs->m);
-
-			nchosen[l] = OmenRobustPrune(results[l], nresults[l], 1.0f,
-										 HnswLayerCapacity(l, hs->m),
-										 MemPairDist, &pa, chosen[l]);
-			for (int i = 0; i < nchosen[l]; i++)
-				nb[start + i] = (int32) results[l][chosen[l][i]].id;
-			node->counts[l] = nchosen[l];
-		}
-		for (int l = top; l >= 0; l--)
-		{
-			for (int i = 0; i < nchosen[l]; i++)
-			{
-				OmenCand   *c = &results[l][chosen[l][i]];
-
-				MemLinkBack(bs, (int) c->id, p, l, c->dist);
-			}
-			pfree(results[l]);
-		}
-	}
-
-	if (level > entry_level)
-	{
-		SpinLockAcquire(&g->sh->mutex);
-		if (level > g->sh->entry_level)
-		{
-			g->sh->entry = p;
-			g->sh->entry_level = level;
-		}
-		SpinLockRelease(&g->sh->mutex);
-	}
-	return true;
-}
-
-/*
- * Link node p (already allocated and filled) into a graph that gained an
- * entry point after p's search started: the rare race of two participants
- * inserting into an empty graph.  Search again and link as MemInsert does.
- */
-static bool
-MemInsertLinkOnly(HnswBuildState *bs, int p, const float *vec)
-{
-	HnswShared *hs = &bs->hs;
-	HnswGraph  *g = &bs->g;
-	OmenGraphSearch *s = &bs->search;
-	GraphNode  *node = GNode(g, p);
-	int			entry;
-	int			entry_level;
-	int			top;
+	MemLink(bs, p, results, nresults, top);
 
 	SpinLockAcquire(&g->sh->mutex);
-	entry = g->sh->entry;
-	entry_level = g->sh->entry_level;
+	if (level > g->sh->entry_level)
+	{
+		g->sh->entry = p;
+		g->sh->entry_level = level;
+	}
 	SpinLockRelease(&g->sh->mutex);
-
-	top = Min((int) node->level, entry_level);
-	OmenGraphSearchReset(s, 1);
-	OmenGraphSearchAddEntry(s, (uint64) entry);
-	for (int l = entry_level; l > top; l--)
-	{
-		OmenCand   *r;
-		OmenCand	best;
-
-		OmenGraphSearchRun(s, l);
-		OmenGraphSearchTakeResults(s, &r);
-		best = r[0];
-		pfree(r);
-		OmenGraphSearchReset(s, 1);
-		OmenGraphSearchAddCand(s, best);
-	}
-	for (int l = top; l >= 0; l--)
-	{
-		OmenCand   *r;
-		int			n;
-		int			chosen[HNSW_MAX_M * 2];
-		int			nchosen;
-		MemPairArg	pa;
-		int			start = HnswLayerStart(l, hs->m);
-		int32	   *nb = GNeighbors(node);
-		int			k = 0;
-
-		s->ef = hs->ef_construction;
-		OmenGraphSearchRun(s, l);
-		n = OmenGraphSearchTakeResults(s, &r);
-		OmenGraphSearchReset(s, hs->ef_construction);
-		for (int i = 0; i < n; i++)
-		{
-			OmenGraphSearchAddCand(s, r[i]);
-			if ((int) r[i].id != p)
-				r[k++] = r[i];
-		}
-		pa.bs = bs;
-		pa.cands = r;
-		nchosen = OmenRobustPrune(r, k, 1.0f, HnswLayerCapacity(l, hs->m),
-								  MemPairDist, &pa, chosen);
-		NodeLock(g, node, LW_EXCLUSIVE);
-		for (int i = 0; i < nchosen; i++)
-			nb[start + i] = (int32) r[chosen[i]].id;
-		node->counts[l] = nchosen;
-		NodeUnlock(g, node);
-		for (int i = 0; i < nchosen; i++)
-			MemLinkBack(bs, (int) r[chosen[i]].id, p, l, r[chosen[i]].dist);
-		if (r)
-			pfree(r);
-	}
-	(void) vec;
 	return true;
 }
 

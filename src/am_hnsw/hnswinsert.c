@@ -276,10 +276,7 @@ FindCandidates(HnswShared *hs, const float *vec, int level, LayerCands *layers,
 		int			n;
 		LayerCands *lc = &layers[l];
 
-		ds.search.ef = hs->ef_construction;
-		OmenGraphSearchRun(&ds.search, l);
-		n = OmenGraphSearchTakeResults(&ds.search, &r);
-
+		n = OmenGraphSearchLayer(&ds.search, l, hs->ef_construction, &r);
 		lc->cands = palloc(sizeof(OmenCand) * Max(n, 1));
 		lc->nodes = palloc(sizeof(HnswNode) * Max(n, 1));
 		lc->vecs = palloc(sizeof(float *) * Max(n, 1));
@@ -300,11 +297,6 @@ FindCandidates(HnswShared *hs, const float *vec, int level, LayerCands *layers,
 			}
 			lc->n++;
 		}
-
-		/* the results are the next layer's entry points */
-		OmenGraphSearchReset(&ds.search, hs->ef_construction);
-		for (int i = 0; i < n; i++)
-			OmenGraphSearchAddCand(&ds.search, r[i]);
 		if (r)
 			pfree(r);
 	}

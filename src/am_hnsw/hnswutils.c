@@ -414,40 +414,11 @@ bool
 HnswDiskDescend(HnswDiskSearch *ds, int tolayer, int ef)
 {
 	HnswShared *hs = ds->hs;
-	OmenGraphSearch *s = &ds->search;
-	OmenCand	best;
-	bool		have = false;
 
-	if (hs->entry_level < 0)
+	if (hs->entry_level < 0 ||
+		!OmenGraphSearchDescend(&ds->search, OmenTidToId(&hs->entry),
+								hs->entry_level, tolayer))
 		return false;
-
-	OmenGraphSearchReset(s, 1);
-	if (!OmenGraphSearchAddEntry(s, OmenTidToId(&hs->entry)))
-		return false;
-
-	for (int layer = hs->entry_level; layer > tolayer; layer--)
-	{
-		OmenCand   *r;
-		int			n;
-
-		OmenGraphSearchRun(s, layer);
-		n = OmenGraphSearchTakeResults(s, &r);
-		if (n == 0)
-		{
-			/* only deleted nodes met so far: keep walking from the entry */
-			OmenGraphSearchReset(s, 1);
-			OmenGraphSearchAddEntry(s, OmenTidToId(&hs->entry));
-			continue;
-		}
-		best = r[0];
-		have = true;
-		pfree(r);
-		OmenGraphSearchReset(s, 1);
-		OmenGraphSearchAddCand(s, best);
-	}
-
-	/* ready for tolayer with ef results */
-	s->ef = Max(ef, 1);
-	(void) have;
+	ds->search.ef = Max(ef, 1);
 	return true;
 }

@@ -293,61 +293,106 @@ RepairElement(VacuumState *vs, ItemPointer etid, HnswNode *node,
 	}
 }
 
-/* Pass 2: repair every live element that points at a deleted one */
+typedef void (*LiveElementFn) (VacuumState *vs, ItemPointer etid,
+							   HnswNode *node, void *arg);
+
+/*
+ * Call fn for every live element of the index, reading each page's line
+ * pointer count under a share lock and each element with its own (fn may
+ * lock other pages).  fn runs in tmpCtx, reset after each element.
+ */
 static void
-RepairGraph(VacuumState *vs)
+ForEachLiveElement(VacuumState *vs, LiveElementFn fn, void *arg)
 {
 	HnswShared *hs = &vs->hs;
 	BlockNumber nblocks = RelationGetNumberOfBlocks(hs->index);
-	float	   *evec = palloc(sizeof(float) * Max(hs->dim, 1));
 
 	for (BlockNumber blkno = 1; blkno < nblocks; blkno++)
 	{
 		Buffer		buf;
-		Page		page;
 		OffsetNumber maxoff;
 
 		vacuum_delay_point();
-
 		buf = ReadBufferExtended(hs->index, MAIN_FORKNUM, blkno, RBM_NORMAL,
 								 vs->info->strategy);
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		page = BufferGetPage(buf);
-		maxoff = PageGetMaxOffsetNumber(page);
+		maxoff = PageGetMaxOffsetNumber(BufferGetPage(buf));
 		UnlockReleaseBuffer(buf);
 
 		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
 		{
 			ItemPointerData etid;
 			HnswNode	node;
-			int			level;
+			MemoryContext old;
 
 			ItemPointerSet(&etid, blkno, off);
 			if (!HnswReadElementNode(hs, &etid, &node) ||
 				node.state != HNSW_ELEMENT_LIVE)
 				continue;
-			if (!HnswReadElementVector(hs, &etid, evec, &level))
-				continue;
-			{
-				MemoryContext old = MemoryContextSwitchTo(vs->tmpCtx);
-
-				RepairElement(vs, &etid, &node, evec);
-				MemoryContextSwitchTo(old);
-				MemoryContextReset(vs->tmpCtx);
-			}
+			old = MemoryContextSwitchTo(vs->tmpCtx);
+			fn(vs, &etid, &node, arg);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(vs->tmpCtx);
 		}
 	}
+}
+
+/* Pass 2: repair every live element that points at a deleted one */
+static void
+RepairOne(VacuumState *vs, ItemPointer etid, HnswNode *node, void *arg)
+{
+	float	   *evec = (float *) arg;
+
+	if (HnswReadElementVector(&vs->hs, etid, evec, NULL))
+		RepairElement(vs, etid, node, evec);
+}
+
+static void
+RepairGraph(VacuumState *vs)
+{
+	float	   *evec = palloc(sizeof(float) * Max(vs->hs.dim, 1));
+
+	ForEachLiveElement(vs, RepairOne, evec);
 	pfree(evec);
 }
 
 #define HNSW_ORPHAN_LINKS	3
+
+typedef struct OrphanScan
+{
+	OmenVisited *linked;		/* ids some live element links to */
+	OmenVisited *live;			/* ids of live elements */
+	ItemPointerData *lives;
+	int			nlive;
+	int			maxlive;
+} OrphanScan;
+
+/* Note a live element and its layer-0 out-edges */
+static void
+NoteLinks(VacuumState *vs, ItemPointer etid, HnswNode *node, void *arg)
+{
+	OrphanScan *ol = (OrphanScan *) arg;
+	ItemPointerData tids[HNSW_MAX_M * 2];
+	int			n;
+
+	if (ol->nlive == ol->maxlive)
+	{
+		ol->maxlive *= 2;
+		ol->lives = repalloc_huge(ol->lives, sizeof(ItemPointerData) * ol->maxlive);
+	}
+	ol->lives[ol->nlive++] = *etid;
+	OmenVisitedTestAndSet(ol->live, OmenTidToId(etid));
+	n = HnswReadNeighborLayer(&vs->hs, &node->neighbortid, 0, tids);
+	for (int i = 0; i < n; i++)
+		OmenVisitedTestAndSet(ol->linked, OmenTidToId(&tids[i]));
+}
 
 /* Pass 2b: give every unreachable live element in-edges again */
 static void
 LinkOrphans(VacuumState *vs)
 {
 	HnswShared *hs = &vs->hs;
-	BlockNumber nblocks = RelationGetNumberOfBlocks(hs->index);
+	OrphanScan	ol;
 	OmenVisited linked;			/* ids some live element links to */
 	OmenVisited live;			/* ids of live elements */
 	ItemPointerData *lives;
@@ -361,42 +406,14 @@ LinkOrphans(VacuumState *vs)
 	OmenVisitedInit(&live, 1024);
 	lives = palloc(sizeof(ItemPointerData) * maxlive);
 
-	for (BlockNumber blkno = 1; blkno < nblocks; blkno++)
-	{
-		Buffer		buf;
-		Page		page;
-		OffsetNumber maxoff;
-
-		vacuum_delay_point();
-		buf = ReadBufferExtended(hs->index, MAIN_FORKNUM, blkno, RBM_NORMAL,
-								 vs->info->strategy);
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		page = BufferGetPage(buf);
-		maxoff = PageGetMaxOffsetNumber(page);
-		UnlockReleaseBuffer(buf);
-
-		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
-		{
-			ItemPointerData etid;
-			HnswNode	node;
-			int			n;
-
-			ItemPointerSet(&etid, blkno, off);
-			if (!HnswReadElementNode(hs, &etid, &node) ||
-				node.state != HNSW_ELEMENT_LIVE)
-				continue;
-			if (nlive == maxlive)
-			{
-				maxlive *= 2;
-				lives = repalloc_huge(lives, sizeof(ItemPointerData) * maxlive);
-			}
-			lives[nlive++] = etid;
-			OmenVisitedTestAndSet(&live, OmenTidToId(&etid));
-			n = HnswReadNeighborLayer(hs, &node.neighbortid, 0, tids);
-			for (int i = 0; i < n; i++)
-				OmenVisitedTestAndSet(&linked, OmenTidToId(&tids[i]));
-		}
-	}
+	ol.linked = &linked;
+	ol.live = &live;
+	ol.lives = lives;
+	ol.nlive = 0;
+	ol.maxlive = maxlive;
+	ForEachLiveElement(vs, NoteLinks, &ol);
+	lives = ol.lives;
+	nlive = ol.nlive;
 
 	for (int i = 0; i < nlive; i++)
 	{
