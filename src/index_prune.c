@@ -93,3 +93,12 @@ OmenRobustPrune(const OmenCand *cands, int n, float alpha, int maxdeg,
 	}
 	return nout;
 }
+
+/* OmenPairDistFn over an array of full vectors (OmenVecPairArg) */
+float
+OmenVecPairDist(void *arg, int i, int j)
+{
+	OmenVecPairArg *pa = (OmenVecPairArg *) arg;
+
+	return OmenDistanceCalc(pa->dist, pa->vecs[i], pa->vecs[j]);
+}

@@ -241,6 +241,15 @@ extern int	OmenRobustPrune(const OmenCand *cands, int n, float alpha,
 							int maxdeg, OmenPairDistFn pairdist, void *arg,
 							int *out);
 
+/* The usual pairdist: candidates' full vectors in an array */
+typedef struct OmenVecPairArg
+{
+	const OmenDistance *dist;
+	float	  **vecs;			/* vecs[i] is cands[i]'s vector */
+} OmenVecPairArg;
+
+extern float OmenVecPairDist(void *arg, int i, int j);
+
 /* ---------------------------------------------------------------------
  * Pages and generic WAL
  *

@@ -41,21 +41,6 @@ typedef struct LayerCands
 	int			nchosen;
 } LayerCands;
 
-typedef struct PairDistArg
-{
-	HnswShared *hs;
-	float	  **vecs;
-} PairDistArg;
-
-/* RobustPrune's pairwise distance over loaded vectors */
-static float
-PairDist(void *arg, int i, int j)
-{
-	PairDistArg *pa = (PairDistArg *) arg;
-
-	return OmenDistanceCalc(&pa->hs->dist, pa->vecs[i], pa->vecs[j]);
-}
-
 /* Read the vector (as float4) and level of the element at tid */
 bool
 HnswReadElementVector(HnswShared *hs, ItemPointer tid, float *out, int *level)
@@ -310,12 +295,12 @@ ChooseNeighbors(HnswShared *hs, LayerCands *layers, int top)
 	for (int l = 0; l <= top; l++)
 	{
 		LayerCands *lc = &layers[l];
-		PairDistArg pa = {hs, lc->vecs};
+		OmenVecPairArg pa = {&hs->dist, lc->vecs};
 		int			cap = HnswLayerCapacity(l, hs->m);
 
 		lc->chosen = palloc(sizeof(int) * Max(cap, 1));
 		lc->nchosen = OmenRobustPrune(lc->cands, lc->n, 1.0f, cap,
-									  PairDist, &pa, lc->chosen);
+									  OmenVecPairDist, &pa, lc->chosen);
 	}
 }
 
@@ -500,7 +485,7 @@ HnswAddNeighbor(HnswShared *hs, HnswNode *e, const float *evec, int layer,
 			int			chosen[HNSW_MAX_M * 2 + 1];
 			int			n = 0;
 			int			nchosen;
-			PairDistArg pa = {hs, vecs};
+			OmenVecPairArg pa = {&hs->dist, vecs};
 			ItemPointerData list[HNSW_MAX_M * 2];
 			bool		keepsnew = false;
 			float	   *newvec = NULL;
@@ -548,7 +533,7 @@ HnswAddNeighbor(HnswShared *hs, HnswNode *e, const float *evec, int layer,
 				memcpy(vecs, svecs, sizeof(float *) * n);
 				memcpy(tids, stids, sizeof(ItemPointerData) * n);
 			}
-			nchosen = OmenRobustPrune(cands, n, 1.0f, cap, PairDist, &pa, chosen);
+			nchosen = OmenRobustPrune(cands, n, 1.0f, cap, OmenVecPairDist, &pa, chosen);
 			for (int i = 0; i < nchosen; i++)
 			{
 				list[i] = tids[chosen[i]];

@@ -154,21 +154,6 @@ RemoveDeadTids(VacuumState *vs, BlockNumber blkno,
 	UnlockReleaseBuffer(buf);
 }
 
-typedef struct RepairPairArg
-{
-	HnswShared *hs;
-	float	  **vecs;
-} RepairPairArg;
-
-/* RobustPrune's pairwise distance for repairs */
-static float
-RepairPairDist(void *arg, int i, int j)
-{
-	RepairPairArg *pa = (RepairPairArg *) arg;
-
-	return OmenDistanceCalc(&pa->hs->dist, pa->vecs[i], pa->vecs[j]);
-}
-
 /* Whether the element at tid is DELETED (as found by pass 1) */
 static inline bool
 IsDeleted(VacuumState *vs, ItemPointer tid)
@@ -250,7 +235,7 @@ RepairElement(VacuumState *vs, ItemPointer etid, HnswNode *node,
 			int			n = 0;
 			int			nchosen;
 			OmenVisited seen;
-			RepairPairArg pa;
+			OmenVecPairArg pa;
 			ItemPointerData list[HNSW_MAX_M * 2];
 
 			OmenVisitedInit(&seen, ncand + 1);
@@ -280,9 +265,9 @@ RepairElement(VacuumState *vs, ItemPointer etid, HnswNode *node,
 				vecs = svecs;
 				tids = stids;
 			}
-			pa.hs = hs;
+			pa.dist = &hs->dist;
 			pa.vecs = vecs;
-			nchosen = OmenRobustPrune(cands, n, 1.0f, cap, RepairPairDist, &pa,
+			nchosen = OmenRobustPrune(cands, n, 1.0f, cap, OmenVecPairDist, &pa,
 									  chosen);
 			for (int i = 0; i < nchosen; i++)
 				list[i] = tids[chosen[i]];
