@@ -85,6 +85,11 @@ like "$out" "already holds this dataset .* reusing it" "the loaded table is reus
 is "$(grep '"kind":"query"' <<<"$out" | perl -MJSON::PP -ne 'print decode_json($_)->{recall}')" "1" \
 	"exact with -o -: the JSON line on stdout has recall 1"
 
+for m in ip cosine; do
+	run_cmd out "$ob" exact -d $syn -q 20 --clients 1 --no-floor -m $m -o "$scratch/$m.jsonl"
+	is "$rc:$(jsel "$scratch/$m.jsonl" '$o->{kind} eq "query"' recall)" "0:1" "exact scan recall is 1.0 with --metric $m"
+done
+
 run_cmd out "$ob" exact -d $syn -q 20 --clients 1 --set omen.no_such_setting=1
 is "$rc" 1 "unknown setting: exit 1"
 like "$out" "the server has no setting \"omen.no_such_setting\"" "unknown setting: says so"
