@@ -88,6 +88,14 @@ extern double OmenDistanceToSql(const OmenDistance *dist, float d);
 extern bool OmenPrepareVector(const OmenDistance *dist, const Vector *v,
 							  float *out);
 
+/* Ask the CPU to start loading [p, p + len) into cache */
+static inline void
+OmenPrefetch(const void *p, Size len)
+{
+	for (Size o = 0; o < len; o += 64)
+		__builtin_prefetch((const char *) p + o);
+}
+
 /* ---------------------------------------------------------------------
  * Candidates and heaps
  * ---------------------------------------------------------------------

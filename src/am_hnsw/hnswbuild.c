@@ -275,6 +275,10 @@ MemVisit(void *arg, const uint64 *ids, int n, OmenVisit *out)
 {
 	HnswBuildState *bs = (HnswBuildState *) arg;
 
+	/* the vectors are scattered over the arena: start loading them all */
+	for (int i = 0; i < n; i++)
+		OmenPrefetch(GVector(GNode(&bs->g, (int) ids[i]), bs->hs.m),
+					 sizeof(float) * bs->hs.dim);
 	for (int i = 0; i < n; i++)
 	{
 		GraphNode  *node = GNode(&bs->g, (int) ids[i]);

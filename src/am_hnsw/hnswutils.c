@@ -286,14 +286,6 @@ AddNode(HnswDiskSearch *ds, HnswNode *node)
 	return ds->nnodes++;
 }
 
-/* Ask the CPU to start loading [p, p + len) into cache */
-static inline void
-PrefetchRange(const char *p, Size len)
-{
-	for (Size o = 0; o < len; o += 64)
-		__builtin_prefetch(p + o);
-}
-
 /*
  * OmenGraphOps.visit over pages.  The cost of a visit is memory latency
  * (the buffer lookup, the line pointer, kilobytes of vector), not the
@@ -330,7 +322,7 @@ DiskVisit(void *arg, const uint64 *ids, int n, OmenVisit *out)
 			continue;
 		lpoff = ItemIdGetOffset(PageGetItemId(page, off));
 		if (lpoff + esize <= BLCKSZ)
-			PrefetchRange((char *) page + lpoff, esize);
+			OmenPrefetch((char *) page + lpoff, esize);
 	}
 
 	for (int i = 0; i < n; i++)
