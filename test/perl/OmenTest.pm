@@ -18,7 +18,9 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Exporter 'import';
 
-our @EXPORT = qw(omen_node omen_standby omen_vectors_sql omen_vector_literal);
+our @EXPORT = qw(omen_node omen_standby omen_vectors_sql omen_vector_literal
+  omen_clusters_sql omen_recall omen_check_full_scan omen_index_info
+  omen_log_problems);
 
 # A started node named $name with the extension installable.  %params go to
 # PostgreSQL::Test::Cluster::init (allows_streaming => 1 gives wal_level =
@@ -84,6 +86,131 @@ sub omen_vector_literal
 	my @x = map { sprintf('%.2f', 100 * cos($k * 3.1 + $_ * 0.9)) } 1 .. $dim;
 
 	return "'[" . join(',', @x) . "]'";
+}
+
+# --- helpers for the index tests (omen_hnsw, omen_diskann) -----------------
+
+# SQL that makes clustered random vectors: a table omen_centres of
+# $opt{centres} (20) centres of $dim dimensions, uniform in
+# [-$opt{spread}, $opt{spread}] (2), and a function omen_rvec() returning a
+# point near a randomly chosen centre with Gaussian-ish noise (standard
+# deviation 1 per dimension).  Call setseed() first for repeatable data.
+sub omen_clusters_sql
+{
+	my ($dim, %opt) = @_;
+	my $n = $opt{centres} // 20;
+	my $spread = $opt{spread} // 2;
+
+	return qq{
+CREATE TABLE omen_centres (c int PRIMARY KEY, x real[]);
+INSERT INTO omen_centres
+SELECT c, array_agg(((random() * 2 - 1) * $spread)::real ORDER BY d)
+FROM generate_series(1, $n) c, generate_series(1, $dim) d GROUP BY c;
+CREATE FUNCTION omen_rvec() RETURNS vector LANGUAGE sql VOLATILE AS \$fn\$
+	SELECT array_agg(x[d] + ((random() + random() + random() + random() - 2) * sqrt(3))::real
+	                 ORDER BY d)::vector
+	FROM omen_centres, generate_series(1, $dim) d
+	WHERE c = (SELECT 1 + floor(random() * $n)::int)
+\$fn\$;};
+}
+
+# recall@k of an index: for every row (qid, v) of the table $a{queries},
+# the k ids nearest to v under operator $a{op} from the index scan (LIMIT k,
+# enable_seqscan off) against the exact answer (sequential scan and sort).
+# Checks (as tests) that the approximate query's plan scans $a{index} and
+# the exact one scans no index, and that the index returned k rows for each
+# query.  $a{settings}: SQL run first (e.g. SET omen.hnsw_ef_search = 100).
+# Returns the recall, a number in [0, 1].
+sub omen_recall
+{
+	my ($node, %a) = @_;
+	my $db = $a{db} // 'postgres';
+	my $k = $a{k} // 10;
+	my $settings = $a{settings} // '';
+	my $name = $a{name} // "recall of $a{index}";
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+
+	my $knn = "SELECT q.qid, s.id FROM $a{queries} q, LATERAL "
+	  . "(SELECT id FROM $a{table} ORDER BY v $a{op} q.v LIMIT $k) s";
+	my $exact_settings =
+	  'SET jit = off; SET enable_indexscan = off; SET enable_bitmapscan = off; SET enable_seqscan = on;';
+	my $index_settings = "$settings\nSET jit = off; SET enable_indexscan = on; SET enable_seqscan = off;";
+
+	like($node->safe_psql($db, "$index_settings\nEXPLAIN (COSTS OFF) $knn"),
+		qr/Index Scan using $a{index} on /, "$name: the k-NN query scans $a{index}");
+	unlike($node->safe_psql($db, "$exact_settings\nEXPLAIN (COSTS OFF) $knn"),
+		qr/Index/, "$name: the exact query scans no index");
+
+	my ($nq, $exact, $approx, $hits) = split /\|/, $node->safe_psql(
+		$db, qq{
+$exact_settings
+CREATE TEMP TABLE omen_exact AS $knn;
+$index_settings
+CREATE TEMP TABLE omen_approx AS $knn;
+SELECT (SELECT count(*) FROM $a{queries}), (SELECT count(*) FROM omen_exact),
+       (SELECT count(*) FROM omen_approx),
+       (SELECT count(*) FROM omen_exact JOIN omen_approx USING (qid, id));
+});
+	is($approx, $nq * $k, "$name: the index returned $k rows for each of $nq queries");
+	return $exact > 0 ? $hits / $exact : 0;
+}
+
+# Check (as tests) that a full index-ordered scan of $table (ORDER BY v $op
+# $q, no LIMIT, omen.max_scan_tuples = -1, enable_seqscan off) through
+# $index returns every row of the table exactly once.
+sub omen_check_full_scan
+{
+	my ($node, %a) = @_;
+	my $db = $a{db} // 'postgres';
+	my $table = $a{table};
+	my $name = $a{name} // "full scan of $a{index}";
+	my $scan = "SELECT id FROM $table ORDER BY v $a{op} $a{q}";
+	my $settings = 'SET jit = off; SET enable_seqscan = off; SET enable_bitmapscan = off; '
+	  . 'SET omen.max_scan_tuples = -1;';
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+
+	like($node->safe_psql($db, "$settings\nEXPLAIN (COSTS OFF) $scan"),
+		qr/Index Scan using $a{index} on /, "$name: the scan uses $a{index}");
+	my ($rows, $found, $distinct, $missing) = split /\|/, $node->safe_psql(
+		$db, qq{
+$settings
+CREATE TEMP TABLE omen_found AS $scan;
+RESET enable_seqscan;
+SELECT (SELECT count(*) FROM $table), (SELECT count(*) FROM omen_found),
+       (SELECT count(DISTINCT id) FROM omen_found),
+       (SELECT count(*) FROM $table t WHERE NOT EXISTS
+          (SELECT 1 FROM omen_found f WHERE f.id = t.id));
+});
+	ok($rows > 0, "$name: the table has rows ($rows)");
+	is("found $found, distinct $distinct, missing $missing",
+		"found $rows, distinct $rows, missing 0",
+		"$name: every one of the $rows rows comes out of the index exactly once");
+	return $rows;
+}
+
+# omen_hnsw_info($index) as a hash reference
+sub omen_index_info
+{
+	my ($node, $index, $db) = @_;
+	my @cols = qw(pages live_nodes deleted_nodes heap_tids max_level entry_level
+	  avg_degree_layer0 dimensions m ef_construction storage metric size_bytes);
+	my @vals = split /\|/, $node->safe_psql($db // 'postgres',
+		'SELECT ' . join(', ', @cols) . " FROM omen_hnsw_info('$index')");
+	my %info;
+	@info{@cols} = @vals;
+	return \%info;
+}
+
+# Lines of $node's server log from byte $offset on that report a problem:
+# FATAL or PANIC, a failed assertion, a crashed backend, or a page whose
+# replay differs from the original (wal_consistency_checking)
+sub omen_log_problems
+{
+	my ($node, $offset) = @_;
+	my $log = PostgreSQL::Test::Utils::slurp_file($node->logfile, $offset);
+
+	return grep { /FATAL|PANIC|TRAP|terminated by signal|inconsistent page/ }
+	  split /\n/, $log;
 }
 
 1;
