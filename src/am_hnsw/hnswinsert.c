@@ -102,13 +102,15 @@ PlaceTuples(HnswShared *hs, HnswElementTuple etup, Size esize,
 				buf = ReadBuffer(index, fsmblk);
 				LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 				page = BufferGetPage(buf);
-				OmenCheckPage(index, buf, page, HNSW_PAGE_DATA);
-				if (PageGetFreeSpace(page) < want)
+				if (PageIsNew(page) || PageGetFreeSpace(page) < want)
 				{
-					RecordPageWithFreeSpace(index, fsmblk, PageGetFreeSpace(page));
+					if (!PageIsNew(page))
+						RecordPageWithFreeSpace(index, fsmblk, PageGetFreeSpace(page));
 					UnlockReleaseBuffer(buf);
 					buf = InvalidBuffer;
 				}
+				else
+					OmenCheckPage(index, buf, page, HNSW_PAGE_DATA);
 			}
 		}
 		if (!BufferIsValid(buf) && nblocks > 1)
@@ -116,12 +118,19 @@ PlaceTuples(HnswShared *hs, HnswElementTuple etup, Size esize,
 			buf = ReadBuffer(index, nblocks - 1);
 			LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 			page = BufferGetPage(buf);
-			OmenCheckPage(index, buf, page, HNSW_PAGE_DATA);
-			if (PageGetFreeSpace(page) < want)
+
+			/*
+			 * A new page here was just added by another backend, which has
+			 * yet to lock and initialise it (or it crashed before it could):
+			 * leave it alone, it is not ours to initialise.
+			 */
+			if (PageIsNew(page) || PageGetFreeSpace(page) < want)
 			{
 				UnlockReleaseBuffer(buf);
 				buf = InvalidBuffer;
 			}
+			else
+				OmenCheckPage(index, buf, page, HNSW_PAGE_DATA);
 		}
 		if (!BufferIsValid(buf))
 		{

@@ -64,6 +64,12 @@ RemoveDeadTids(VacuumState *vs, BlockNumber blkno,
 							 vs->info->strategy);
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 	page = BufferGetPage(buf);
+	if (PageIsNew(page))
+	{
+		/* being added by an insert right now, or left by a crash: empty */
+		UnlockReleaseBuffer(buf);
+		return;
+	}
 	OmenCheckPage(index, buf, page, HNSW_PAGE_DATA);
 
 	for (OffsetNumber off = FirstOffsetNumber;
