@@ -77,15 +77,21 @@ OmenGraphSearchFree(OmenGraphSearch *s)
 	s->expanded = NULL;
 }
 
-/* Offer a found node to the result list; the loser goes to rejected */
+/*
+ * Offer a found node: it is queued to expand if it could improve the
+ * results, and kept as a result if it is one.  What is not kept goes to
+ * rejected when a later batch may want it, including nodes that are not
+ * results (deleted): a later batch must still walk through them, or the
+ * nodes behind them would never be reached.
+ */
 static void
 Offer(OmenGraphSearch *s, OmenCand c, bool isresult)
 {
 	OmenHeap   *r = &s->result;
 
+	c.id &= ~OMEN_CAND_FLAGS;
 	if (r->count < s->ef || c.dist < r->items[0].dist)
 	{
-		c.id &= ~OMEN_CAND_QUEUED;
 		OmenHeapPush(&s->cand, c);
 		if (!isresult)
 			return;
@@ -102,8 +108,12 @@ Offer(OmenGraphSearch *s, OmenCand c, bool isresult)
 			}
 		}
 	}
-	else if (s->keep_rejected && isresult)
+	else if (s->keep_rejected)
+	{
+		if (!isresult)
+			c.id |= OMEN_CAND_NORESULT;
 		OmenHeapPush(&s->rejected, c);
+	}
 }
 
 /* Add a starting node by id; false if the callback skipped it */
@@ -209,7 +219,7 @@ OmenGraphSearchTakeResults(OmenGraphSearch *s, OmenCand **out)
 	for (int i = n - 1; i >= 0; i--)
 	{
 		r[i] = OmenHeapPop(&s->result);
-		r[i].id &= ~OMEN_CAND_QUEUED;
+		r[i].id &= ~OMEN_CAND_FLAGS;
 	}
 	*out = r;
 	return n;
@@ -228,11 +238,14 @@ OmenGraphSearchNextBatch(OmenGraphSearch *s, int layer)
 	while (s->rejected.count > 0 && s->result.count < s->ef)
 	{
 		OmenCand	c = OmenHeapPop(&s->rejected);
+		bool		queued = (c.id & OMEN_CAND_QUEUED) != 0;
+		bool		noresult = (c.id & OMEN_CAND_NORESULT) != 0;
 
-		if (!(c.id & OMEN_CAND_QUEUED))
+		c.id &= ~OMEN_CAND_FLAGS;
+		if (!queued)
 			OmenHeapPush(&s->cand, c);
-		c.id &= ~OMEN_CAND_QUEUED;
-		OmenHeapPush(&s->result, c);
+		if (!noresult)
+			OmenHeapPush(&s->result, c);
 	}
 	OmenGraphSearchRun(s, layer);
 	return s->result.count > 0;

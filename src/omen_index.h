@@ -194,8 +194,10 @@ typedef struct OmenGraphOps
 							  uint64 *out, int max);
 } OmenGraphOps;
 
-/* Flag kept in a rejected candidate's id: it is already queued to expand */
-#define OMEN_CAND_QUEUED	(UINT64CONST(1) << 63)
+/* Flags kept in a rejected candidate's id */
+#define OMEN_CAND_QUEUED	(UINT64CONST(1) << 63)	/* already queued to expand */
+#define OMEN_CAND_NORESULT	(UINT64CONST(1) << 62)	/* walk through, never return */
+#define OMEN_CAND_FLAGS		(OMEN_CAND_QUEUED | OMEN_CAND_NORESULT)
 
 typedef struct OmenGraphSearch
 {

@@ -198,6 +198,7 @@ extern float HnswElementDistance(HnswShared *hs, HnswElementTuple etup,
 extern void HnswDiskSearchInit(HnswDiskSearch *ds, HnswShared *hs,
 							   const float *q, int ef, bool keep_rejected);
 extern void HnswDiskSearchFree(HnswDiskSearch *ds);
+extern uint32 HnswDiskSearchAddNode(HnswDiskSearch *ds, HnswNode *node);
 extern bool HnswDiskDescend(HnswDiskSearch *ds, int tolayer, int ef);
 extern bool HnswReadElementVector(HnswShared *hs, ItemPointer tid, float *out,
 								  int *level);
@@ -217,7 +218,7 @@ extern void HnswInsertVector(HnswShared *hs, const float *vec,
 extern bool HnswWriteNeighborLayer(HnswShared *hs, ItemPointer ntid, int layer,
 								   const ItemPointerData *expect,
 								   const ItemPointerData *list, int n);
-extern void HnswAddNeighbor(HnswShared *hs, HnswNode *e, const float *evec,
+extern bool HnswAddNeighbor(HnswShared *hs, HnswNode *e, const float *evec,
 							int layer, ItemPointer newtid, float dnew,
 							bool force);
 extern bool hnswinsert(Relation index, Datum *values, bool *isnull,

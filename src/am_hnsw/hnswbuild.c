@@ -334,9 +334,13 @@ MemPairDist(void *arg, int i, int j)
 							GVector(GNode(&bs->g, (int) pa->cands[j].id), m));
 }
 
-/* Add p to e's list on layer, pruning e's list when it is full */
-static void
-MemLinkBack(HnswBuildState *bs, int e, int p, int layer, float dist)
+/*
+ * Add p to e's list on layer, pruning e's list when it is full; with
+ * force, p goes in even if the prune would leave it out.  Returns whether
+ * e's list now holds p.
+ */
+static bool
+MemLinkBack(HnswBuildState *bs, int e, int p, int layer, float dist, bool force)
 {
 	GraphNode  *node = GNode(&bs->g, e);
 	int			m = bs->hs.m;
@@ -350,6 +354,8 @@ MemLinkBack(HnswBuildState *bs, int e, int p, int layer, float dist)
 	MemPairArg	pa;
 	int			nchosen;
 
+	bool		kept = false;
+
 	NodeLock(&bs->g, node, LW_EXCLUSIVE);
 	n = node->counts[layer];
 	if (n < cap)
@@ -357,7 +363,7 @@ MemLinkBack(HnswBuildState *bs, int e, int p, int layer, float dist)
 		nb[start + n] = p;
 		node->counts[layer]++;
 		NodeUnlock(&bs->g, node);
-		return;
+		return true;
 	}
 
 	for (int i = 0; i < n; i++)
@@ -378,9 +384,21 @@ MemLinkBack(HnswBuildState *bs, int e, int p, int layer, float dist)
 	nchosen = OmenRobustPrune(cands, n + 1, 1.0f, cap, MemPairDist, &pa,
 							  chosen);
 	for (int i = 0; i < nchosen; i++)
+	{
 		nb[start + i] = (int32) cands[chosen[i]].id;
+		if (cands[chosen[i]].id == (uint64) p)
+			kept = true;
+	}
+	if (!kept && force)
+	{
+		/* p replaces the furthest neighbour kept */
+		nb[start + Min(nchosen, cap - 1)] = p;
+		nchosen = Min(nchosen + 1, cap);
+		kept = true;
+	}
 	node->counts[layer] = nchosen;
 	NodeUnlock(&bs->g, node);
+	return kept;
 }
 
 /*
@@ -452,11 +470,21 @@ MemLink(HnswBuildState *bs, int p, OmenCand **results, int *nresults, int top)
 
 	for (int l = top; l >= 0; l--)
 	{
+		bool		linked = false;
+
 		for (int i = 0; i < nchosen[l]; i++)
 		{
 			OmenCand   *c = &results[l][chosen[l][i]];
 
-			MemLinkBack(bs, (int) c->id, p, l, c->dist);
+			if (MemLinkBack(bs, (int) c->id, p, l, c->dist, false))
+				linked = true;
+		}
+		/* every neighbour pruned it away: it must be reachable from one */
+		if (!linked && nchosen[l] > 0)
+		{
+			OmenCand   *c = &results[l][chosen[l][0]];
+
+			MemLinkBack(bs, (int) c->id, p, l, c->dist, true);
 		}
 	}
 }

@@ -441,8 +441,9 @@ ReadLayerSlots(HnswShared *hs, ItemPointer ntid, int layer, ItemPointerData *slo
  * Give element e (with vector evec) the neighbour newtid on layer, pruning
  * its list when full; dnew = d(e, new).  With force, newtid goes in even
  * if RobustPrune would leave it out (replacing the furthest neighbour kept).
+ * Returns whether e's list now holds newtid.
  */
-void
+bool
 HnswAddNeighbor(HnswShared *hs, HnswNode *e, const float *evec, int layer,
 				ItemPointer newtid, float dnew, bool force)
 {
@@ -456,7 +457,7 @@ HnswAddNeighbor(HnswShared *hs, HnswNode *e, const float *evec, int layer,
 		bool		present = false;
 
 		if (!ReadLayerSlots(hs, &e->neighbortid, layer, slots))
-			return;				/* the element went away */
+			return false;		/* the element went away */
 		for (int i = 0; i < cap; i++)
 		{
 			if (!ItemPointerIsValid(&slots[i]))
@@ -470,7 +471,7 @@ HnswAddNeighbor(HnswShared *hs, HnswNode *e, const float *evec, int layer,
 				present = true;
 		}
 		if (present)
-			return;
+			return true;
 
 		if (free_slot >= 0)
 		{
@@ -482,7 +483,7 @@ HnswAddNeighbor(HnswShared *hs, HnswNode *e, const float *evec, int layer,
 					list[n++] = slots[i];
 			list[n++] = *newtid;
 			if (HnswWriteNeighborLayer(hs, &e->neighbortid, layer, slots, list, n))
-				return;
+				return true;
 			continue;
 		}
 
@@ -519,7 +520,7 @@ HnswAddNeighbor(HnswShared *hs, HnswNode *e, const float *evec, int layer,
 				pfree(newvec);
 				for (int i = 0; i < n; i++)
 					pfree(vecs[i]);
-				return;
+				return false;
 			}
 			vecs[n] = newvec;
 			tids[n] = *newtid;
@@ -560,11 +561,12 @@ HnswAddNeighbor(HnswShared *hs, HnswNode *e, const float *evec, int layer,
 				keepsnew = true;
 			}
 			if (!keepsnew && nchosen == nvalid)
-				return;			/* nothing would change */
+				return false;	/* nothing would change */
 			if (HnswWriteNeighborLayer(hs, &e->neighbortid, layer, slots, list, nchosen))
-				return;
+				return keepsnew;
 		}
 	}
+	return false;
 }
 
 /* Overwrite the new element's own neighbour lists (layers 0 .. top) */
@@ -628,14 +630,25 @@ link_back:
 	for (int l = 0; l <= top; l++)
 	{
 		LayerCands *lc = &layers[l];
+		bool		linked = false;
 
 		for (int i = 0; i < lc->nchosen; i++)
 		{
 			int			c = lc->chosen[i];
 
 			CHECK_FOR_INTERRUPTS();
+			if (HnswAddNeighbor(hs, &lc->nodes[c], lc->vecs[c], l, &newtid,
+								lc->cands[c].dist, false))
+				linked = true;
+		}
+
+		/* every neighbour pruned it away: it must be reachable from one */
+		if (!linked && lc->nchosen > 0)
+		{
+			int			c = lc->chosen[0];
+
 			HnswAddNeighbor(hs, &lc->nodes[c], lc->vecs[c], l, &newtid,
-							lc->cands[c].dist, false);
+							lc->cands[c].dist, true);
 		}
 	}
 	if (level > hs->entry_level)

@@ -11,6 +11,13 @@
  * Order is exact within a batch; a later batch may hold a row nearer than
  * the last of the previous batch.
  *
+ * Pruning can leave a live element that no other element links to (VACUUM
+ * re-links such orphans, inserts make sure a new element has an in-edge,
+ * but later prunes can orphan it again).  So when the graph search has
+ * nothing left, the scan sweeps the index pages once for live elements it
+ * never reached and returns them too, nearest first: a scan that runs to
+ * the end returns every indexed row exactly once.
+ *
  * No buffer lock or pin is held between calls: the search copies what it
  * needs, and MVCC makes a heap TID read before a concurrent VACUUM safe.
  */
@@ -28,6 +35,7 @@ typedef struct HnswScanOpaqueData
 	bool		started;
 	bool		done;
 	bool		searching;		/* ds is set up */
+	bool		swept;			/* the final sweep has been done */
 	HnswShared	hs;
 	float	   *query;
 	HnswDiskSearch ds;
@@ -70,6 +78,7 @@ hnswrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys,
 	so->started = false;
 	so->done = false;
 	so->searching = false;
+	so->swept = false;
 	so->batch = NULL;
 	so->nbatch = 0;
 	so->pos = 0;
@@ -116,6 +125,63 @@ StartScan(IndexScanDesc scan)
 	}
 	OmenGraphSearchRun(&so->ds.search, 0);
 	so->nbatch = OmenGraphSearchTakeResults(&so->ds.search, &so->batch);
+}
+
+/*
+ * The graph search is exhausted: collect the live elements it never
+ * reached, with their distances, as one last batch sorted nearest first.
+ */
+static int
+SweepUnreached(HnswScanOpaque so, Relation index, OmenCand **out)
+{
+	HnswShared *hs = &so->hs;
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	int			n = 0;
+	int			max = 64;
+	OmenCand   *c = palloc(sizeof(OmenCand) * max);
+
+	for (BlockNumber blkno = 1; blkno < nblocks; blkno++)
+	{
+		Buffer		buf;
+		Page		page;
+
+		CHECK_FOR_INTERRUPTS();
+		buf = OmenReadBuffer(index, blkno);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		for (OffsetNumber off = FirstOffsetNumber;
+			 off <= PageGetMaxOffsetNumber(page); off++)
+		{
+			HnswElementTuple etup = (HnswElementTuple) OmenPageGetTuple(page, off);
+			ItemPointerData tid;
+			HnswNode	node;
+
+			if (!etup || etup->type != HNSW_TUPLE_ELEMENT ||
+				etup->state != HNSW_ELEMENT_LIVE)
+				continue;
+			ItemPointerSet(&tid, blkno, off);
+			if (OmenVisitedContains(&so->ds.search.visited, OmenTidToId(&tid)))
+				continue;
+			if (n == max)
+			{
+				max *= 2;
+				c = repalloc_huge(c, sizeof(OmenCand) * max);
+			}
+			node.tid = tid;
+			node.neighbortid = etup->neighbortid;
+			node.level = etup->level;
+			node.state = etup->state;
+			memcpy(node.heaptids, etup->heaptids, sizeof(node.heaptids));
+			c[n].dist = HnswElementDistance(hs, etup, so->query);
+			c[n].id = OmenTidToId(&tid);
+			c[n].aux = HnswDiskSearchAddNode(&so->ds, &node);
+			n++;
+		}
+		UnlockReleaseBuffer(buf);
+	}
+	OmenSortCands(c, n);
+	*out = c;
+	return n;
 }
 
 /* amgettuple */
@@ -168,10 +234,15 @@ hnswgettuple(IndexScanDesc scan, ScanDirection dir)
 		so->nbatch = 0;
 		so->pos = 0;
 		so->tidpos = 0;
-		if (!OmenGraphSearchNextBatch(&so->ds.search, 0))
-			so->done = true;
-		else
+		if (OmenGraphSearchNextBatch(&so->ds.search, 0))
 			so->nbatch = OmenGraphSearchTakeResults(&so->ds.search, &so->batch);
+		else if (!so->swept)
+		{
+			so->swept = true;
+			so->nbatch = SweepUnreached(so, scan->indexRelation, &so->batch);
+		}
+		else
+			so->done = true;
 	}
 
 	MemoryContextSwitchTo(old);

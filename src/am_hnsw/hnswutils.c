@@ -274,8 +274,8 @@ HnswReadNeighborLayer(HnswShared *hs, ItemPointer ntid, int layer,
 }
 
 /* Remember a node read during a search; returns its index */
-static uint32
-AddNode(HnswDiskSearch *ds, HnswNode *node)
+uint32
+HnswDiskSearchAddNode(HnswDiskSearch *ds, HnswNode *node)
 {
 	if (ds->nnodes == ds->maxnodes)
 	{
@@ -350,7 +350,7 @@ DiskVisit(void *arg, const uint64 *ids, int n, OmenVisit *out)
 		}
 		UnlockReleaseBuffer(bufs[i]);
 		if (out[i].ok)
-			out[i].aux = AddNode(ds, &node);
+			out[i].aux = HnswDiskSearchAddNode(ds, &node);
 	}
 }
 

@@ -157,6 +157,13 @@ RemoveDeadTids(VacuumState *vs, BlockNumber blkno,
 
 	if (wpage)
 		OmenXLogFinish(&x);
+
+	/*
+	 * The free space map is not WAL-logged: record every page's free space
+	 * each VACUUM, not just where this one freed tuples, so space freed
+	 * before a crash is found again (nbtree does the same).
+	 */
+	RecordPageWithFreeSpace(index, blkno, PageGetFreeSpace(page));
 	UnlockReleaseBuffer(buf);
 }
 
