@@ -531,7 +531,6 @@ FreeDeleted(VacuumState *vs)
 		DeleteTuple(vs, &node.neighbortid, HNSW_TUPLE_NEIGHBORS);
 		DeleteTuple(vs, &vs->deltids[i], HNSW_TUPLE_ELEMENT);
 	}
-	IndexFreeSpaceMapVacuum(vs->hs.index);
 }
 
 /* ambulkdelete */
@@ -580,11 +579,55 @@ hnswbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 		LinkOrphans(&vs);
 		FreeDeleted(&vs);
 	}
+	/* the upper levels of the map only learn of new free space here */
+	IndexFreeSpaceMapVacuum(index);
 	stats->num_pages = RelationGetNumberOfBlocks(index);
 
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(ctx);
 	return stats;
+}
+
+/*
+ * Record every data page's free space and count the heap TIDs: a VACUUM
+ * with no dead rows calls no bulk delete, and the free space map is not
+ * crash-safe, so this is where space freed before a crash is found again.
+ */
+static void
+ScanFreeSpace(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
+{
+	Relation	index = info->index;
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+
+	for (BlockNumber blkno = 1; blkno < nblocks; blkno++)
+	{
+		Buffer		buf;
+		Page		page;
+
+		vacuum_delay_point();
+		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL,
+								 info->strategy);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		if (!PageIsNew(page))
+		{
+			for (OffsetNumber off = FirstOffsetNumber;
+				 off <= PageGetMaxOffsetNumber(page); off++)
+			{
+				HnswElementTuple etup = (HnswElementTuple) OmenPageGetTuple(page, off);
+
+				if (etup && etup->type == HNSW_TUPLE_ELEMENT &&
+					etup->state == HNSW_ELEMENT_LIVE)
+					for (int i = 0; i < HNSW_HEAPTIDS; i++)
+						if (ItemPointerIsValid(&etup->heaptids[i]))
+							stats->num_index_tuples++;
+			}
+			RecordPageWithFreeSpace(index, blkno, PageGetFreeSpace(page));
+		}
+		UnlockReleaseBuffer(buf);
+	}
+	IndexFreeSpaceMapVacuum(index);
+	stats->num_pages = nblocks;
 }
 
 /* amvacuumcleanup */
@@ -595,11 +638,9 @@ hnswvacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 		return stats;
 	if (stats == NULL)
 	{
-		/* no bulk delete ran: nothing to remove, but report the size */
+		/* no bulk delete ran: find the free space and count the tuples */
 		stats = (IndexBulkDeleteResult *) palloc0(sizeof(IndexBulkDeleteResult));
-		stats->num_pages = RelationGetNumberOfBlocks(info->index);
-		stats->num_index_tuples = info->num_heap_tuples;
-		stats->estimated_count = true;
+		ScanFreeSpace(info, stats);
 	}
 	return stats;
 }

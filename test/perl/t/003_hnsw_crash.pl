@@ -141,7 +141,7 @@ $bench->pump_nb;
 my $err_before = $err;
 crash_restart('(a) crash during inserts');
 $bench->finish;    # its clients lost their connections
-# KNOWN BUG (reported): concurrent inserts sometimes fail with 'index
+# Once failed here (fixed): concurrent inserts sometimes fail with 'index
 # "items_hnsw" contains an unexpected page at block N' (a reader locks the
 # block another backend has just added, before that backend initialises it)
 # and a backend sometimes dies of '*** stack smashing detected ***'.
@@ -238,7 +238,7 @@ cmp_ok($mid->{deleted_nodes}, '>', 0,
 	"(b) crash 1 left VACUUM unfinished ($mid->{deleted_nodes} deleted nodes remain)");
 is($node->safe_psql('postgres', 'SELECT count(*) FROM churn'), $live,
 	'(b) crash 1: the table has its rows');
-# KNOWN BUG (reported): these full scans miss a few live rows while the
+# Once failed here (fixed): these full scans miss a few live rows while the
 # graph still holds DELETED nodes (left by the interrupted VACUUM): a scan
 # drops a DELETED node it meets beyond its result frontier instead of
 # keeping it for the next batch, so what lies behind it is never reached.
@@ -286,7 +286,7 @@ check_recall_like_fresh('(b) after VACUUM', 'churn', 'churn_hnsw');
 # The space VACUUM freed takes the new rows, even though the crash lost the
 # free space map (it is not WAL-logged): a VACUUM after the crash has to
 # find the free space again.  Then a crash after refilling recovers too.
-# KNOWN BUG (reported): omen_hnsw's VACUUM records free space only for
+# Once failed here (fixed): omen_hnsw's VACUUM records free space only for
 # pages on which it frees tuples, so after a crash the space freed before it
 # is not reused and the index grows by about half.
 $node->safe_psql('postgres', 'VACUUM churn');

@@ -117,7 +117,7 @@ sub check_replay
 	my $on_standby = $standby->safe_psql('postgres', $queries);
 	is($on_standby, $on_primary, "$step: the standby's index answers as the primary's");
 
-	# KNOWN BUG (reported): now and then a full scan returns one row fewer
+	# Once failed here (fixed): now and then a full scan returns one row fewer
 	# than the table has: the build or an insert left a live node that no
 	# other node links to (its last in-edge was pruned), so no scan reaches
 	# it until a VACUUM relinks it
