@@ -241,3 +241,38 @@ CREATE FUNCTION omen_hnsw_info(index regclass,
 	OUT ef_construction int, OUT storage text, OUT metric text,
 	OUT size_bytes bigint)
 	AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+
+-- omen_diskann: Vamana graph walked on compressed codes, updated in place
+
+CREATE FUNCTION omen_diskann_handler(internal) RETURNS index_am_handler
+	AS 'MODULE_PATHNAME' LANGUAGE C;
+CREATE ACCESS METHOD omen_diskann TYPE INDEX HANDLER omen_diskann_handler;
+COMMENT ON ACCESS METHOD omen_diskann IS 'omen: DiskANN graph index on 2-bit codes, updated in place (memory-efficient default)';
+
+CREATE OPERATOR CLASS vector_l2_ops
+	DEFAULT FOR TYPE vector USING omen_diskann AS
+	OPERATOR 1 <-> (vector, vector) FOR ORDER BY float_ops,
+	FUNCTION 1 vector_l2_squared_distance(vector, vector);
+CREATE OPERATOR CLASS vector_ip_ops
+	FOR TYPE vector USING omen_diskann AS
+	OPERATOR 1 <#> (vector, vector) FOR ORDER BY float_ops,
+	FUNCTION 1 vector_negative_inner_product(vector, vector);
+CREATE OPERATOR CLASS vector_cosine_ops
+	FOR TYPE vector USING omen_diskann AS
+	OPERATOR 1 <=> (vector, vector) FOR ORDER BY float_ops,
+	FUNCTION 1 cosine_distance(vector, vector);
+CREATE OPERATOR CLASS vector_l1_ops
+	FOR TYPE vector USING omen_diskann AS
+	OPERATOR 1 <+> (vector, vector) FOR ORDER BY float_ops,
+	FUNCTION 1 l1_distance(vector, vector);
+
+-- The shape of an omen_diskann index, read from its pages
+CREATE FUNCTION omen_diskann_info(index regclass,
+	OUT pages bigint, OUT node_pages bigint, OUT vector_pages bigint,
+	OUT live_nodes bigint, OUT deleted_nodes bigint, OUT free_slots bigint,
+	OUT avg_degree float8, OUT dimensions int, OUT max_neighbors int,
+	OUT build_list_size int, OUT alpha float8, OUT quantization_bits int,
+	OUT code_bytes int, OUT trained bool, OUT uncoded_nodes bigint,
+	OUT quantizer_error float8, OUT entry_live bool, OUT metric text,
+	OUT node_bytes bigint)
+	AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;

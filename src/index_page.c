@@ -138,6 +138,24 @@ OmenReadBuffer(Relation index, BlockNumber blkno)
 	return buf;
 }
 
+/*
+ * Start reading a block of the index's main fork into shared buffers if it
+ * is likely not there yet (this backend has no recent buffer for it), so
+ * a walk over pages that are not cached issues its reads together instead
+ * of one at a time.  A block with a hint is almost always cached, and
+ * PrefetchBuffer's buffer-table probe would cost as much as the read.
+ */
+void
+OmenPrefetchBlock(Relation index, BlockNumber blkno)
+{
+	RecentBuffers *rb = &recent_buffers;
+
+	if (RelFileNodeEquals(rb->node, index->rd_node) && blkno < rb->size &&
+		rb->recent[blkno] != InvalidBuffer)
+		return;
+	(void) PrefetchBuffer(index, MAIN_FORKNUM, blkno);
+}
+
 /* Begin a generic WAL record */
 void
 OmenXLogStart(OmenXLog *x, Relation index)

@@ -5,6 +5,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "am_diskann/diskann.h"
 #include "am_hnsw/hnsw.h"
 #include "omen_index.h"
 #include "simd/omen_simd.h"
@@ -23,6 +24,7 @@ _PG_init(void)
 	OmenSimdDefineGuc();
 	OmenIndexDefineGucs();
 	HnswDefineGucs();
+	DiskannDefineGucs();
 
 	/* after every omen.* setting is defined: reject misspelt ones */
 	MarkGUCPrefixReserved("omen");

@@ -304,6 +304,9 @@ extern void OmenCheckPage(Relation index, Buffer buf, Page page, uint16 kind);
 /* Pin a block of the main fork (no lock), skipping the buffer-table probe when it can */
 extern Buffer OmenReadBuffer(Relation index, BlockNumber blkno);
 
+/* Ask for a block that is likely not in shared buffers to be read ahead */
+extern void OmenPrefetchBlock(Relation index, BlockNumber blkno);
+
 /* Add a new, exclusively locked buffer at the end of the fork */
 extern Buffer OmenNewBuffer(Relation index, ForkNumber fork);
 
@@ -324,6 +327,17 @@ extern void OmenXLogAbort(OmenXLog *x);
 
 /* WAL-log every page of a freshly built fork at once, if it needs WAL */
 extern void OmenLogBuiltFork(Relation index, ForkNumber fork);
+
+/* The planner's cost of an index scan that reads about `visited` tuples */
+struct PlannerInfo;
+struct IndexPath;
+extern void OmenGraphCostEstimate(struct PlannerInfo *root,
+								  struct IndexPath *path, double loop_count,
+								  double visited, Cost *indexStartupCost,
+								  Cost *indexTotalCost,
+								  Selectivity *indexSelectivity,
+								  double *indexCorrelation,
+								  double *indexPages);
 
 /* The cap on how many rows one index scan returns (omen.max_scan_tuples) */
 extern int	omen_max_scan_tuples;

@@ -104,35 +104,16 @@ hnswcostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 				 Selectivity *indexSelectivity, double *indexCorrelation,
 				 double *indexPages)
 {
-	GenericCosts costs;
 	Relation	index;
 	int			m;
-	double		tuples;
-
-	if (path->indexorderbys == NIL)
-	{
-		*indexStartupCost = DBL_MAX;
-		*indexTotalCost = DBL_MAX;
-		*indexSelectivity = 0;
-		*indexCorrelation = 0;
-		*indexPages = 0;
-		return;
-	}
 
 	index = index_open(path->indexinfo->indexoid, NoLock);
 	m = HnswGetM(index);
 	index_close(index, NoLock);
 
-	tuples = Min(path->indexinfo->tuples, (double) hnsw_ef_search * 2 * m);
-	MemSet(&costs, 0, sizeof(costs));
-	costs.numIndexTuples = Max(tuples, 1.0);
-	genericcostestimate(root, path, loop_count, &costs);
-
-	*indexStartupCost = costs.indexTotalCost;
-	*indexTotalCost = costs.indexTotalCost;
-	*indexSelectivity = costs.indexSelectivity;
-	*indexCorrelation = 0;
-	*indexPages = costs.numIndexPages;
+	OmenGraphCostEstimate(root, path, loop_count, (double) hnsw_ef_search * 2 * m,
+						  indexStartupCost, indexTotalCost, indexSelectivity,
+						  indexCorrelation, indexPages);
 }
 
 /* amvalidate: the operator classes are created by the extension script */

@@ -1,0 +1,333 @@
+/*
+ * diskann.h
+ *	  omen_diskann: a Vamana graph (DiskANN) on PostgreSQL buffer pages,
+ *	  walked on 2-bit codes, re-scored with full vectors, and updated in
+ *	  place (IP-DiskANN).  See README.md beside this file for the
+ *	  algorithm, page layout, locking order and WAL.
+ */
+#ifndef OMEN_DISKANN_H
+#define OMEN_DISKANN_H
+
+#include "postgres.h"
+
+#include "access/amapi.h"
+#include "access/generic_xlog.h"
+#include "access/reloptions.h"
+#include "nodes/execnodes.h"
+#include "omen_index.h"
+#include "utils/relcache.h"
+
+/* Index options and their limits */
+#define DISKANN_DEFAULT_MAX_NEIGHBORS	32
+#define DISKANN_MIN_MAX_NEIGHBORS		4
+#define DISKANN_MAX_MAX_NEIGHBORS		128
+#define DISKANN_DEFAULT_BUILD_LIST		100
+#define DISKANN_MIN_BUILD_LIST			10
+#define DISKANN_MAX_BUILD_LIST			1000
+#define DISKANN_DEFAULT_ALPHA			1.2
+#define DISKANN_MIN_ALPHA				1.0
+#define DISKANN_MAX_ALPHA				2.0
+#define DISKANN_DEFAULT_BITS			2
+
+/* Settings */
+#define DISKANN_DEFAULT_SEARCH_LIST		100
+#define DISKANN_MAX_SEARCH_LIST			1000
+#define DISKANN_DEFAULT_RERANK			100
+
+/* IP-DiskANN delete (ALGORITHMS.md section 3) */
+#define DISKANN_DELETE_LIST				128 /* L_d */
+#define DISKANN_DELETE_CANDS			50	/* k */
+#define DISKANN_DELETE_LINKS			3	/* c */
+#define DISKANN_SWEEP_FRACTION			0.2 /* sweep when deleted > 20% */
+
+/* Vectors the quantiser is trained on, at most */
+#define DISKANN_TRAIN_SAMPLE			20000
+/* An index built empty trains its quantiser once it holds this many */
+#define DISKANN_TRAIN_MIN				1000
+
+/*
+ * Neighbour slots per node: R plus room for 30% more, so a backlink rarely
+ * forces a prune (ALGORITHMS.md: prune when |N(j)| > 1.3 R).  Even, so the
+ * code after the slots stays 4-byte aligned.
+ */
+#define DiskannCapacity(r)	((((r) + ((r) * 3 + 9) / 10) + 1) & ~1)
+
+typedef struct DiskannOptions
+{
+	int32		vl_len_;		/* varlena header (do not touch directly!) */
+	int			max_neighbors;
+	int			build_list_size;
+	double		alpha;
+	int			quantization_bits;
+} DiskannOptions;
+
+/* Page kinds (OmenPageOpaque->kind) */
+#define DISKANN_PAGE_META			1
+#define DISKANN_PAGE_QUANT			2
+#define DISKANN_PAGE_NODE			3
+#define DISKANN_PAGE_VECTOR			4
+
+#define DISKANN_METAPAGE_BLKNO		0
+#define DISKANN_MAGIC				0x44534B4E	/* "DSKN" */
+#define DISKANN_VERSION				1
+
+/*
+ * The meta page: parameters fixed when the index is created, where the
+ * quantiser is, the entry point, and hints for inserts.
+ */
+typedef struct DiskannMetaPageData
+{
+	uint32		magic;
+	uint32		version;
+	uint32		dim;
+	uint16		max_neighbors;	/* R */
+	uint16		capacity;		/* slots per node, DiskannCapacity(R) */
+	uint16		build_list_size;	/* L */
+	uint8		bits;			/* 0 (full vectors), 1, 2 or 4 */
+	uint8		metric;			/* OmenMetric at build time */
+	float4		alpha;
+	uint8		trained;		/* the quantiser pages hold a quantiser */
+	uint8		unused[3];
+	ItemPointerData entry;		/* invalid: the index is empty */
+	uint16		unused2;
+	BlockNumber quant_start;	/* first quantiser page */
+	uint32		quant_pages;
+	BlockNumber node_insert;	/* node page new nodes are appended to */
+	BlockNumber vector_insert;	/* vector page new vectors go to */
+	uint64		nodes;			/* live + deleted nodes (as of last count) */
+	uint64		deleted;		/* deleted nodes not yet swept */
+	uint64		uncoded;		/* nodes written before training */
+} DiskannMetaPageData;
+
+typedef DiskannMetaPageData *DiskannMetaPage;
+
+#define DiskannPageGetMeta(page) ((DiskannMetaPage) PageGetContents(page))
+
+/* Node states */
+#define DISKANN_NODE_LIVE			0
+#define DISKANN_NODE_DELETED		1	/* walked through, never returned */
+#define DISKANN_NODE_FREE			2	/* unlinked: the slot may be reused */
+
+/* Node flags */
+#define DISKANN_NODE_CODED			0x01	/* code[] is valid */
+
+/*
+ * Node tuple: what a traversal reads.  neighbors[capacity] is followed by
+ * the code (bits * dim / 8 bytes, or dim float4 when bits = 0).  A node's
+ * full vector is in the vector tuple at vectid (none when bits = 0).
+ */
+typedef struct DiskannNodeTupleData
+{
+	uint8		state;			/* DISKANN_NODE_* */
+	uint8		flags;
+	uint16		count;			/* valid neighbours, neighbors[0..count) */
+	ItemPointerData heaptid;
+	ItemPointerData vectid;
+	ItemPointerData neighbors[FLEXIBLE_ARRAY_MEMBER];
+} DiskannNodeTupleData;
+
+typedef DiskannNodeTupleData *DiskannNodeTuple;
+
+#define DISKANN_NODE_SIZE(cap, codebytes) \
+	(offsetof(DiskannNodeTupleData, neighbors) + \
+	 sizeof(ItemPointerData) * (cap) + (codebytes))
+
+static inline uint8 *
+DiskannNodeCode(DiskannNodeTuple ntup, int cap)
+{
+	return (uint8 *) &ntup->neighbors[cap];
+}
+
+/* Vector tuple: a node's full vector, read to re-score and to repair */
+typedef struct DiskannVectorTupleData
+{
+	ItemPointerData heaptid;	/* the node's heap TID, checked on read */
+	uint16		unused;
+	float		data[FLEXIBLE_ARRAY_MEMBER];
+} DiskannVectorTupleData;
+
+typedef DiskannVectorTupleData *DiskannVectorTuple;
+
+#define DISKANN_VECTOR_SIZE(dim) \
+	(offsetof(DiskannVectorTupleData, data) + sizeof(float) * (Size) (dim))
+
+/* Bytes an empty page offers to tuples and their line pointers */
+#define DISKANN_PAGE_CAPACITY \
+	(BLCKSZ - MAXALIGN(SizeOfPageHeaderData) - MAXALIGN(sizeof(OmenPageOpaqueData)))
+
+/*
+ * The quantiser: per dimension, 2^bits - 1 cut points and 2^bits band
+ * centres learned from a sample.  A stored vector's code names the band
+ * of each coordinate; a query is never quantised (asymmetric distance).
+ */
+typedef struct DiskannQuant
+{
+	int			dim;
+	int			bits;
+	int			levels;			/* 2^bits */
+	int			perbyte;		/* dimensions per code byte */
+	int			codebytes;
+	float	   *cuts;			/* dim x (levels - 1), ascending */
+	float	   *centres;		/* dim x levels */
+} DiskannQuant;
+
+/* Per-query lookup table: codebytes x 256 partial distances */
+typedef struct DiskannLut
+{
+	int			codebytes;
+	float	   *table;
+} DiskannLut;
+
+/* Settings */
+extern int	diskann_search_list_size;
+extern int	diskann_rerank;
+
+/*
+ * What searches, inserts and VACUUM on one index need: parameters and the
+ * entry point from the meta page, the metric and the quantiser.
+ */
+typedef struct DiskannShared
+{
+	Relation	index;
+	OmenDistance dist;
+	int			dim;
+	int			r;				/* max_neighbors */
+	int			cap;			/* slots per node */
+	int			l;				/* build_list_size */
+	float		alpha;
+	int			bits;
+	int			codebytes;		/* code bytes in a node tuple */
+	bool		trained;
+	DiskannQuant *quant;		/* NULL until trained, or bits = 0 */
+	ItemPointerData entry;
+	Size		nodesize;
+	Size		vecsize;
+} DiskannShared;
+
+/* A node met during a page search */
+typedef struct DiskannNode
+{
+	ItemPointerData tid;		/* node tuple */
+	ItemPointerData heaptid;
+	ItemPointerData vectid;
+	uint8		state;
+	float		exact;			/* full-precision distance, when known */
+	bool		hasexact;
+} DiskannNode;
+
+/* A beam search over the index's pages */
+typedef struct DiskannSearch
+{
+	DiskannShared *ds;
+	const float *query;
+	DiskannLut	lut;
+	DiskannNode *nodes;			/* every node read; OmenCand.aux indexes */
+	int			nnodes;
+	int			maxnodes;
+	float	   *scratch;		/* dim floats */
+	bool		record_lists;	/* keep every expanded node's list */
+	uint64	   *lists;			/* cap ids per node, by aux (record_lists) */
+	uint16	   *listcounts;
+	int			maxlists;
+	OmenGraphSearch search;
+} DiskannSearch;
+
+/* diskannquant.c */
+extern int	DiskannCodeBytes(int dim, int bits);
+extern DiskannQuant *DiskannQuantTrain(const float *vecs, int n, int dim,
+									   int bits);
+extern void DiskannQuantEncode(const DiskannQuant *q, const float *vec,
+							   uint8 *code);
+extern void DiskannQuantDecode(const DiskannQuant *q, const uint8 *code,
+							   float *out);
+extern void DiskannLutInit(DiskannLut *lut, const DiskannQuant *q,
+						   OmenMetric metric, const float *query);
+extern void DiskannLutFree(DiskannLut *lut);
+extern Size DiskannQuantFloats(int dim, int bits);
+extern void DiskannQuantSerialize(const DiskannQuant *q, float *out);
+extern DiskannQuant *DiskannQuantDeserialize(const float *in, int dim, int bits);
+extern double DiskannQuantError(const DiskannQuant *q, const float *vecs,
+								int n);
+
+static inline float
+DiskannLutDistance(const DiskannLut *lut, const uint8 *code)
+{
+	const float *t = lut->table;
+	float		s0 = 0,
+				s1 = 0;
+	int			b = 0;
+
+	for (; b + 1 < lut->codebytes; b += 2)
+	{
+		s0 += t[b * 256 + code[b]];
+		s1 += t[(b + 1) * 256 + code[b + 1]];
+	}
+	if (b < lut->codebytes)
+		s0 += t[b * 256 + code[b]];
+	return s0 + s1;
+}
+
+/* diskannutils.c */
+extern DiskannOptions *DiskannGetOptions(Relation index);
+extern void DiskannReadMeta(Relation index, DiskannMetaPageData *meta);
+extern void DiskannInitShared(DiskannShared *ds, Relation index);
+extern void DiskannCheckDim(Relation index, int dim, int bits, int cap);
+extern void DiskannWriteQuant(Relation index, const DiskannQuant *q,
+							  BlockNumber *start, uint32 *npages, bool wal);
+extern DiskannQuant *DiskannLoadQuant(Relation index,
+									  const DiskannMetaPageData *meta);
+extern void DiskannInitMetaPage(Page page, DiskannShared *ds);
+extern bool DiskannReadVector(DiskannShared *ds, ItemPointer vectid,
+							  ItemPointer heaptid, float *out);
+extern float DiskannNodeDistance(DiskannShared *ds, DiskannSearch *s,
+								 DiskannNodeTuple ntup, bool *exact);
+extern void DiskannSearchInit(DiskannSearch *s, DiskannShared *ds,
+							  const float *q, int ef, bool keep_rejected);
+extern void DiskannSearchFree(DiskannSearch *s);
+extern bool DiskannSearchStart(DiskannSearch *s);
+extern uint32 DiskannSearchAddNode(DiskannSearch *s, DiskannNode *node);
+extern int	DiskannReadNeighbors(DiskannShared *ds, ItemPointer tid,
+								 ItemPointer out, uint8 *state);
+extern void DiskannExactDistances(DiskannSearch *s, OmenCand *c, int n);
+extern bool DiskannReadNodeVector(DiskannShared *ds, ItemPointer tid,
+								  float *out, uint8 *state);
+extern int	DiskannPruneTids(DiskannShared *ds, const float *pvec,
+							 ItemPointer cands, int n, int maxdeg,
+							 ItemPointer out);
+
+/* diskannbuild.c */
+extern IndexBuildResult *diskannbuild(Relation heap, Relation index,
+									  struct IndexInfo *indexInfo);
+extern void diskannbuildempty(Relation index);
+
+/* diskanninsert.c */
+extern void DiskannInsertVector(DiskannShared *ds, const float *vec,
+								ItemPointer heaptid);
+extern bool DiskannAddNeighbors(DiskannShared *ds, ItemPointer target,
+								const ItemPointerData *add, int nadd,
+								ItemPointer remove);
+extern void DiskannMaybeTrain(Relation index);
+extern void DiskannCodeUncoded(DiskannShared *ds);
+extern bool diskanninsert(Relation index, Datum *values, bool *isnull,
+						  ItemPointer heap_tid, Relation heap,
+						  IndexUniqueCheck checkUnique, bool indexUnchanged,
+						  struct IndexInfo *indexInfo);
+
+/* diskannscan.c */
+extern IndexScanDesc diskannbeginscan(Relation index, int nkeys, int norderbys);
+extern void diskannrescan(IndexScanDesc scan, ScanKey keys, int nkeys,
+						  ScanKey orderbys, int norderbys);
+extern bool diskanngettuple(IndexScanDesc scan, ScanDirection dir);
+extern void diskannendscan(IndexScanDesc scan);
+
+/* diskannvacuum.c */
+extern IndexBulkDeleteResult *diskannbulkdelete(IndexVacuumInfo *info,
+												IndexBulkDeleteResult *stats,
+												IndexBulkDeleteCallback callback,
+												void *callback_state);
+extern IndexBulkDeleteResult *diskannvacuumcleanup(IndexVacuumInfo *info,
+												   IndexBulkDeleteResult *stats);
+
+extern void DiskannDefineGucs(void);
+
+#endif							/* OMEN_DISKANN_H */
