@@ -13,11 +13,10 @@ SET enable_seqscan = off;
 SET omen.hnsw_ef_search = 10;
 
 -- the first ef_search rows are in exact ascending order
-SELECT bool_and(d >= prev) AS ascending
-FROM (SELECT v <-> '[5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5]' AS d,
-             lag(v <-> '[5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5]', 1, 0::float8)
-               OVER (ORDER BY v <-> '[5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5]') AS prev
-      FROM (SELECT v FROM hs ORDER BY v <-> '[5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5]' LIMIT 10) s) t;
+SELECT bool_and(d >= prev) AS ascending, count(*) AS n
+FROM (SELECT d, lag(d, 1, 0::float8) OVER (ORDER BY n) AS prev
+      FROM (SELECT v <-> '[5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5]' AS d, row_number() OVER () AS n
+            FROM (SELECT v FROM hs ORDER BY v <-> '[5,5,5,5,5,5,5,5,5,5,5,5,5,5,5,5]' LIMIT 10) s) t) u;
 
 -- 1% of rows match: LIMIT 10 still returns 10, and 50 returns all 50
 EXPLAIN (COSTS OFF)

@@ -122,8 +122,9 @@ diskannbuildphasename(int64 phasenum)
 }
 
 /*
- * amcostestimate: a scan scores about search_list_size * max_neighbors
- * node tuples on codes.
+ * amcostestimate.  A scan scores on codes about search_list_size *
+ * max_neighbors / 4 node tuples (the lists of neighbouring nodes overlap),
+ * many of them on shared node pages, and re-scores about rerank vectors.
  */
 static void
 diskanncostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
@@ -137,7 +138,8 @@ diskanncostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 
 	index_close(index, NoLock);
 	OmenGraphCostEstimate(root, path, loop_count,
-						  (double) diskann_search_list_size * r,
+						  (double) diskann_search_list_size * r / 4 +
+						  Min(diskann_rerank, diskann_search_list_size),
 						  indexStartupCost, indexTotalCost, indexSelectivity,
 						  indexCorrelation, indexPages);
 }
