@@ -249,22 +249,32 @@ extern DiskannQuant *DiskannQuantDeserialize(const float *in, int dim, int bits)
 extern double DiskannQuantError(const DiskannQuant *q, const float *vecs,
 								int n);
 
+/*
+ * Distance from the table's query to a code: one lookup per code byte.  Eight
+ * running sums, so the adds do not wait on each other.
+ */
 static inline float
 DiskannLutDistance(const DiskannLut *lut, const uint8 *code)
 {
 	const float *t = lut->table;
-	float		s0 = 0,
-				s1 = 0;
+	int			n = lut->codebytes;
+	float		s[8] = {0};
 	int			b = 0;
 
-	for (; b + 1 < lut->codebytes; b += 2)
+	for (; b + 8 <= n; b += 8, t += 8 * 256)
 	{
-		s0 += t[b * 256 + code[b]];
-		s1 += t[(b + 1) * 256 + code[b + 1]];
+		s[0] += t[code[b]];
+		s[1] += t[256 + code[b + 1]];
+		s[2] += t[2 * 256 + code[b + 2]];
+		s[3] += t[3 * 256 + code[b + 3]];
+		s[4] += t[4 * 256 + code[b + 4]];
+		s[5] += t[5 * 256 + code[b + 5]];
+		s[6] += t[6 * 256 + code[b + 6]];
+		s[7] += t[7 * 256 + code[b + 7]];
 	}
-	if (b < lut->codebytes)
-		s0 += t[b * 256 + code[b]];
-	return s0 + s1;
+	for (int i = 0; b < n; b++, i++, t += 256)
+		s[i] += t[code[b]];
+	return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
 /* diskannutils.c */

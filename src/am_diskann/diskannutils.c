@@ -303,31 +303,63 @@ DiskannNodeDistance(DiskannShared *ds, DiskannSearch *s, DiskannNodeTuple ntup,
 }
 
 /*
- * OmenGraphOps.visit over node pages: read ahead every page of the batch,
- * then lock, score and release them one at a time.  Nodes without a code
- * are scored with their full vectors after the node pages are released.
+ * OmenGraphOps.visit over node pages.  The cost of a visit is memory
+ * latency (the buffer, the line pointer, the node tuple), so the batch is
+ * processed in stages that let those misses overlap, as omen_hnsw does:
+ * read-ahead for pages likely not in shared buffers; pin every page and
+ * prefetch its line pointer; prefetch the node tuples; then lock, score
+ * and release one at a time.  The unlocked looks only choose addresses to
+ * prefetch; nothing is used until the page is locked.  Nodes without a
+ * code are scored with their full vectors after the node pages are
+ * released.
  */
 static void
 PageVisit(void *arg, const uint64 *ids, int n, OmenVisit *out)
 {
 	DiskannSearch *s = (DiskannSearch *) arg;
 	DiskannShared *ds = s->ds;
+	Buffer		bufs[DiskannCapacity(DISKANN_MAX_MAX_NEIGHBORS)];
+	Size		codeoff = offsetof(DiskannNodeTupleData, neighbors) +
+		sizeof(ItemPointerData) * ds->cap;
 
+	Assert(n <= (int) lengthof(bufs));
 	for (int i = 0; i < n; i++)
 		OmenPrefetchBlock(ds->index, (BlockNumber) (ids[i] >> 16));
+	for (int i = 0; i < n; i++)
+	{
+		Page		page;
+
+		bufs[i] = OmenReadBuffer(ds->index, (BlockNumber) (ids[i] >> 16));
+		page = BufferGetPage(bufs[i]);
+		__builtin_prefetch(PageGetItemId(page, (OffsetNumber) (ids[i] & 0xFFFF)));
+	}
+	for (int i = 0; i < n; i++)
+	{
+		Page		page = BufferGetPage(bufs[i]);
+		OffsetNumber off = (OffsetNumber) (ids[i] & 0xFFFF);
+		Size		lpoff;
+
+		if (off > PageGetMaxOffsetNumber(page))
+			continue;
+		lpoff = ItemIdGetOffset(PageGetItemId(page, off));
+		if (lpoff >= BLCKSZ)
+			continue;
+		/* the header, and the code after the neighbour slots */
+		OmenPrefetch((char *) page + lpoff, 64);
+		if (ds->bits != 0)
+			OmenPrefetch((char *) page + lpoff + codeoff, ds->codebytes);
+	}
 
 	for (int i = 0; i < n; i++)
 	{
-		Buffer		buf;
 		DiskannNodeTuple ntup;
 		DiskannNode node;
 		bool		exact = false;
 
 		OmenIdToTid(ids[i], &node.tid);
-		buf = OmenReadBuffer(ds->index, ItemPointerGetBlockNumber(&node.tid));
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		LockBuffer(bufs[i], BUFFER_LOCK_SHARE);
 		ntup = (DiskannNodeTuple)
-			OmenPageGetTuple(BufferGetPage(buf),
+			OmenPageGetTuple(BufferGetPage(bufs[i]),
 							 ItemPointerGetOffsetNumber(&node.tid));
 		out[i].ok = ntup != NULL && ntup->state != DISKANN_NODE_FREE;
 		if (out[i].ok)
@@ -337,7 +369,7 @@ PageVisit(void *arg, const uint64 *ids, int n, OmenVisit *out)
 			node.vectid = ntup->vectid;
 			node.state = ntup->state;
 		}
-		UnlockReleaseBuffer(buf);
+		UnlockReleaseBuffer(bufs[i]);
 		if (!out[i].ok)
 			continue;
 		node.hasexact = exact;
@@ -488,9 +520,14 @@ DiskannSearchStart(DiskannSearch *s)
 
 /*
  * Replace the code distances of candidates c[0..n) by full-precision ones,
- * reading their vector pages (all read ahead first).  A candidate whose
- * vector slot was reused gets dist = +inf and its node state FREE.
+ * reading their vector tuples: read-ahead for pages likely not in shared
+ * buffers, then (in chunks) pin every page and prefetch its line pointer,
+ * prefetch the vectors, and score each under its share lock without
+ * copying it.  A candidate whose vector slot was reused gets dist = +inf
+ * and its node state FREE.
  */
+#define EXACT_CHUNK 16
+
 void
 DiskannExactDistances(DiskannSearch *s, OmenCand *c, int n)
 {
@@ -503,22 +540,68 @@ DiskannExactDistances(DiskannSearch *s, OmenCand *c, int n)
 		if (!node->hasexact && ItemPointerIsValid(&node->vectid))
 			OmenPrefetchBlock(ds->index, ItemPointerGetBlockNumber(&node->vectid));
 	}
-	for (int i = 0; i < n; i++)
+	for (int start = 0; start < n; start += EXACT_CHUNK)
 	{
-		DiskannNode *node = &s->nodes[c[i].aux];
+		int			end = Min(n, start + EXACT_CHUNK);
+		Buffer		bufs[EXACT_CHUNK];
 
-		if (!node->hasexact)
+		for (int i = start; i < end; i++)
 		{
-			if (DiskannReadVector(ds, &node->vectid, &node->heaptid, s->scratch))
-				node->exact = OmenDistanceCalc(&ds->dist, s->query, s->scratch);
-			else
+			DiskannNode *node = &s->nodes[c[i].aux];
+
+			bufs[i - start] = InvalidBuffer;
+			if (node->hasexact || !ItemPointerIsValid(&node->vectid))
+				continue;
+			bufs[i - start] = OmenReadBuffer(ds->index,
+											 ItemPointerGetBlockNumber(&node->vectid));
+			__builtin_prefetch(PageGetItemId(BufferGetPage(bufs[i - start]),
+											 ItemPointerGetOffsetNumber(&node->vectid)));
+		}
+		for (int i = start; i < end; i++)
+		{
+			DiskannNode *node = &s->nodes[c[i].aux];
+			Page		page;
+			OffsetNumber off;
+
+			if (!BufferIsValid(bufs[i - start]))
+				continue;
+			page = BufferGetPage(bufs[i - start]);
+			off = ItemPointerGetOffsetNumber(&node->vectid);
+			if (off <= PageGetMaxOffsetNumber(page) &&
+				ItemIdGetOffset(PageGetItemId(page, off)) < BLCKSZ)
+				OmenPrefetch((char *) page + ItemIdGetOffset(PageGetItemId(page, off)),
+							 ds->vecsize);
+		}
+		for (int i = start; i < end; i++)
+		{
+			DiskannNode *node = &s->nodes[c[i].aux];
+
+			if (BufferIsValid(bufs[i - start]))
+			{
+				DiskannVectorTuple vtup;
+
+				LockBuffer(bufs[i - start], BUFFER_LOCK_SHARE);
+				vtup = (DiskannVectorTuple)
+					OmenPageGetTuple(BufferGetPage(bufs[i - start]),
+									 ItemPointerGetOffsetNumber(&node->vectid));
+				if (vtup && ItemPointerEquals(&vtup->heaptid, &node->heaptid))
+					node->exact = OmenDistanceCalc(&ds->dist, s->query, vtup->data);
+				else
+				{
+					node->exact = INFINITY;
+					node->state = DISKANN_NODE_FREE;
+				}
+				UnlockReleaseBuffer(bufs[i - start]);
+				node->hasexact = true;
+			}
+			else if (!node->hasexact)
 			{
 				node->exact = INFINITY;
 				node->state = DISKANN_NODE_FREE;
+				node->hasexact = true;
 			}
-			node->hasexact = true;
+			c[i].dist = node->exact;
 		}
-		c[i].dist = node->exact;
 	}
 }
 
