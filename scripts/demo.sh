@@ -40,10 +40,10 @@ quiet()
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
-step "1/6  Packages (scripts/deps.sh)"
+step "1/7  Packages (scripts/deps.sh)"
 bash scripts/deps.sh
 
-step "2/6  Build and install omen, and the Fashion-MNIST loader (bench/)"
+step "2/7  Build and install omen, and the Fashion-MNIST loader (bench/)"
 quiet make PG_CONFIG="$PG_CONFIG" clean
 quiet make -j"$(nproc)" PG_CONFIG="$PG_CONFIG"
 quiet make PG_CONFIG="$PG_CONFIG" install
@@ -52,7 +52,7 @@ echo "omen installed into $("$PG_CONFIG" --pkglibdir); loader: bench/fmnist_load
 bench/fmnist_load -d "$data_dir" -s train -c
 bench/fmnist_load -d "$data_dir" -s t10k -c
 
-step "3/6  Start a throwaway PostgreSQL 15"
+step "3/7  Start a throwaway PostgreSQL 15"
 cluster_start shared_buffers=1GB maintenance_work_mem=1GB work_mem=64MB
 echo "server: $(psql -XAtqc 'SELECT version()' | cut -d' ' -f1-2), socket $PGHOST, port $PGPORT"
 psql() { command psql -X -q -v ON_ERROR_STOP=1 "$@"; }
@@ -70,7 +70,7 @@ INSERT INTO fmnist_labels VALUES
 SQL
 echo "distance kernels in use: $(psql -XAtc 'SELECT omen_simd_level()')"
 
-step "4/6  Load Fashion-MNIST: bench/fmnist_load | psql -c '\\copy ... from stdin'"
+step "4/7  Load Fashion-MNIST: bench/fmnist_load | psql -c '\\copy ... from stdin'"
 t0=$(now)
 bench/fmnist_load -d "$data_dir" -s train | psql -c '\copy fmnist_train (id, label, v) FROM stdin'
 t1=$(now)
@@ -91,7 +91,7 @@ FROM fmnist_test;
 SQL
 echo "loaded $train_rows training rows in $load_s s"
 
-step "5/6  Exact nearest neighbours: ORDER BY v <-> q LIMIT 10 (no index: every row is compared)"
+step "5/7  Exact nearest neighbours: ORDER BY v <-> q LIMIT 10 (no index: every row is compared)"
 cat <<'TXT'
 Each query below is, with q the test image's vector:
     SELECT id, label, v <-> q AS distance FROM fmnist_train ORDER BY v <-> q LIMIT 10
@@ -150,42 +150,70 @@ SQL
 )
 
 
-step "6/6  The same queries through an omen_hnsw index"
-cat <<'TXT'
-    CREATE INDEX ON fmnist_train USING omen_hnsw (v);   -- m = 16, ef_construction = 64
-The planner now answers ORDER BY v <-> q LIMIT 10 from the graph: approximate,
-so "recall" below is the share of the exact 10 neighbours the index returns.
-TXT
-# the exact answers, kept before the index exists, to measure its recall
+# the exact answers, kept before any index exists, to measure recall
 psql -c "CREATE TABLE demo_exact_nn AS
          SELECT q.id, (SELECT array_agg(id) FROM (SELECT id FROM fmnist_train ORDER BY v <-> q.v LIMIT 10) s) AS ids
          FROM fmnist_test q WHERE q.id < $nqueries"
-t0=$(now)
-psql -c 'CREATE INDEX fmnist_train_hnsw ON fmnist_train USING omen_hnsw (v)'
-t1=$(now)
-build_s=$(elapsed "$t0" "$t1")
-psql <<'SQL'
+median() { sort -n | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+# measure_index NAME CREATE-SQL INFO-SQL: build the index, show its shape
+# and plan, time the queries twice in one session (the first pass pays for
+# this backend's first touch of each shared-memory page it reads: minor
+# page faults, which huge_pages avoids; the second is what a pooled
+# connection sees), and measure recall.  Sets build_s, cold_ms, warm_ms,
+# recall.
+measure_index() {
+	local name=$1 create=$2 info=$3 t0 t1
+	t0=$(now)
+	psql -c "$create"
+	t1=$(now)
+	build_s=$(elapsed "$t0" "$t1")
+	psql <<SQL
 \pset footer off
-SELECT pg_size_pretty(size_bytes) AS index_size, live_nodes, max_level,
-       round(avg_degree_layer0::numeric, 1) AS avg_degree
-FROM omen_hnsw_info('fmnist_train_hnsw');
+$info
 EXPLAIN (COSTS OFF) SELECT id FROM fmnist_train ORDER BY v <-> (SELECT v FROM fmnist_test WHERE id = 0) LIMIT 10;
 SQL
-# The same queries twice in one session: the first pass pays for this
-# backend's first touch of each shared-memory page it reads (minor page
-# faults; huge_pages avoids them), the second is what a pooled connection sees.
-cat "$work/timed.sql" "$work/timed.sql" >"$work/timed2.sql"
-psql -f "$work/timed2.sql" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' >"$work/times_idx"
-median() { sort -n | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-cold_median_ms=$(head -n "$nqueries" "$work/times_idx" | median)
-idx_median_ms=$(tail -n "$nqueries" "$work/times_idx" | median)
-recall=$(psql -At <<SQL
+	cat "$work/timed.sql" "$work/timed.sql" >"$work/timed2.sql"
+	psql -f "$work/timed2.sql" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' >"$work/times_$name"
+	cold_ms=$(head -n "$nqueries" "$work/times_$name" | median)
+	warm_ms=$(tail -n "$nqueries" "$work/times_$name" | median)
+	recall=$(psql -At <<SQL
 SELECT round(avg((SELECT count(*) FROM unnest(i.ids) x WHERE x = ANY (e.ids))::numeric / 10), 3)
 FROM (SELECT q.id, (SELECT array_agg(id) FROM (SELECT id FROM fmnist_train ORDER BY v <-> q.v LIMIT 10) s) AS ids
       FROM fmnist_test q WHERE q.id < $nqueries) i
 JOIN demo_exact_nn e USING (id)
 SQL
 )
+	psql -c "DROP INDEX $name"
+}
+
+step "6/7  The same queries through an omen_diskann index (the default choice)"
+cat <<'TXT'
+    CREATE INDEX ON fmnist_train USING omen_diskann (v);   -- R = 32, L = 100, 2-bit codes
+The planner now answers ORDER BY v <-> q LIMIT 10 from the graph: approximate,
+so "recall" below is the share of the exact 10 neighbours the index returns.
+The graph is walked on node pages holding 2-bit codes (0.25 bytes per
+dimension); only the final candidates are re-scored with full vectors.
+TXT
+measure_index fmnist_train_diskann \
+	'CREATE INDEX fmnist_train_diskann ON fmnist_train USING omen_diskann (v)' \
+	"SELECT pg_size_pretty(pages * 8192::bigint) AS index_size,
+	        pg_size_pretty(node_bytes) AS node_pages_only, live_nodes,
+	        round(avg_degree::numeric, 1) AS avg_degree, code_bytes,
+	        round(quantizer_error::numeric, 3) AS code_error
+	 FROM omen_diskann_info('fmnist_train_diskann');"
+dk_build_s=$build_s dk_cold_ms=$cold_ms dk_warm_ms=$warm_ms dk_recall=$recall
+
+step "7/7  The same queries through an omen_hnsw index (read-optimised)"
+cat <<'TXT'
+    CREATE INDEX ON fmnist_train USING omen_hnsw (v);   -- m = 16, ef_construction = 64
+TXT
+measure_index fmnist_train_hnsw \
+	'CREATE INDEX fmnist_train_hnsw ON fmnist_train USING omen_hnsw (v)' \
+	"SELECT pg_size_pretty(size_bytes) AS index_size, live_nodes, max_level,
+	        round(avg_degree_layer0::numeric, 1) AS avg_degree
+	 FROM omen_hnsw_info('fmnist_train_hnsw');"
+
 echo
 echo "== Summary =="
 printf '  %-34s %s\n' \
@@ -193,9 +221,12 @@ printf '  %-34s %s\n' \
 	"load time (60,000 rows, \\copy)" "$load_s s ($(awk -v n="$train_rows" -v s="$load_s" 'BEGIN { printf "%d", n / s }') rows/s)" \
 	"exact 10-NN query, median" "$median_ms ms over $timed queries (min $min_ms, max $max_ms)" \
 	"neighbours with the query's label" "$agree% (over the same $nqueries queries)" \
+	"omen_diskann build (R=32, L=100)" "$dk_build_s s" \
+	"  10-NN query, median" "$dk_warm_ms ms (omen.diskann_search_list_size = 100; first pass in a new session: $dk_cold_ms ms)" \
+	"  recall@10" "$dk_recall (over the same $nqueries queries)" \
 	"omen_hnsw build (m=16, ef_c=64)" "$build_s s" \
-	"indexed 10-NN query, median" "$idx_median_ms ms (omen.hnsw_ef_search = 40; first pass in a new session: $cold_median_ms ms)" \
-	"recall@10 of the index" "$recall (over the same $nqueries queries)" \
+	"  10-NN query, median" "$warm_ms ms (omen.hnsw_ef_search = 40; first pass in a new session: $cold_ms ms)" \
+	"  recall@10" "$recall (over the same $nqueries queries)" \
 	"distance kernels" "$(psql -At -c 'SELECT omen_simd_level()')"
 echo
 echo "The cluster is removed now; scripts/cluster.sh starts one to try queries by hand."
