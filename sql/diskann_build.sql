@@ -72,6 +72,23 @@ SELECT bool_and(n = e) AS ip_first FROM db q,
 RESET enable_seqscan;
 DROP INDEX db_ip, db_full;
 
+-- a parallel build (workers started by omen itself) gives an index of the
+-- same shape and quality
+SET max_parallel_maintenance_workers = 2;
+SET min_parallel_table_scan_size = 0;
+SET client_min_messages = debug1;
+CREATE INDEX db_par ON db USING omen_diskann (v);
+RESET client_min_messages;
+RESET min_parallel_table_scan_size;
+RESET max_parallel_maintenance_workers;
+SELECT live_nodes, trained, entry_live, avg_degree BETWEEN 8 AND 42 AS degree_ok
+FROM omen_diskann_info('db_par');
+SET enable_seqscan = off;
+SELECT bool_and(n = q.id) AS self_first_parallel FROM db q,
+  LATERAL (SELECT id AS n FROM db ORDER BY v <-> q.v LIMIT 1) s WHERE q.id % 500 = 3;
+RESET enable_seqscan;
+DROP INDEX db_par;
+
 -- options and their limits
 CREATE INDEX ON db USING omen_diskann (v) WITH (max_neighbors = 3);
 CREATE INDEX ON db USING omen_diskann (v) WITH (max_neighbors = 129);

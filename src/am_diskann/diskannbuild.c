@@ -19,14 +19,22 @@
 #include "postgres.h"
 
 #include <math.h>
+#include <sys/statvfs.h>
 
+#include "access/parallel.h"
+#include "access/table.h"
 #include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/index.h"
 #include "commands/progress.h"
 #include "common/pg_prng.h"
 #include "diskann.h"
 #include "miscadmin.h"
+#include "optimizer/optimizer.h"
 #include "pgstat.h"
+#include "port/atomics.h"
+#include "storage/dsm_impl.h"
+#include "storage/lwlock.h"
 #include "storage/bufmgr.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -57,6 +65,7 @@ typedef struct DiskannBuildState
 	ItemPointerData *heaptids;
 	int32	   *nbrs;			/* maxn x cap */
 	uint16	   *counts;
+	LWLockPadded *locks;		/* parallel build: one per node */
 	int			medoid;
 	DiskannQuant *quant;
 
@@ -64,6 +73,8 @@ typedef struct DiskannBuildState
 	OmenGraphSearch search;
 	const float *query;
 } DiskannBuildState;
+
+static void InitBuildShared(DiskannShared *ds, Relation index);
 
 static inline float *
 BVec(DiskannBuildState *bs, int i)
@@ -82,6 +93,26 @@ BytesPerNode(DiskannShared *ds)
 {
 	return sizeof(float) * ds->dim + sizeof(ItemPointerData) +
 		sizeof(int32) * ds->cap + sizeof(uint16);
+}
+
+/*
+ * Node locks: a parallel build guards each neighbour list with an LWLock
+ * in shared memory.  A participant holds at most one at a time (it reads
+ * other nodes' vectors, which never change, without a lock), so there is
+ * no deadlock.  A serial build has no locks.
+ */
+static inline void
+NodeLock(DiskannBuildState *bs, int i, LWLockMode mode)
+{
+	if (bs->locks)
+		LWLockAcquire(&bs->locks[i].lock, mode);
+}
+
+static inline void
+NodeUnlock(DiskannBuildState *bs, int i)
+{
+	if (bs->locks)
+		LWLockRelease(&bs->locks[i].lock);
 }
 
 /* OmenGraphOps.visit over the in-memory graph: exact distances */
@@ -107,10 +138,13 @@ MemNeighbors(void *arg, uint64 id, uint32 aux, int layer, uint64 *out, int max)
 {
 	DiskannBuildState *bs = (DiskannBuildState *) arg;
 	int32	   *nb = BNbrs(bs, (int) id);
-	int			n = Min(bs->counts[id], max);
+	int			n;
 
+	NodeLock(bs, (int) id, LW_SHARED);
+	n = Min(bs->counts[id], max);
 	for (int i = 0; i < n; i++)
 		out[i] = (uint64) nb[i];
+	NodeUnlock(bs, (int) id);
 	return n;
 }
 
@@ -118,10 +152,12 @@ static const OmenGraphOps diskann_mem_ops = {MemVisit, MemNeighbors};
 
 /*
  * RobustPrune of candidate node indexes cand[0..n) (any order, may hold
- * p or duplicates) around node p; writes the chosen to p's list.
+ * p or duplicates) around node p; writes the chosen to out, returns the
+ * count.
  */
-static void
-MemPrune(DiskannBuildState *bs, int p, const int32 *cand, int n, int maxdeg)
+static int
+MemChoose(DiskannBuildState *bs, int p, const int32 *cand, int n, int maxdeg,
+		  int32 *out)
 {
 	OmenCand   *c = palloc(sizeof(OmenCand) * Max(n, 1));
 	float	  **vecs = palloc(sizeof(float *) * Max(n, 1));
@@ -129,23 +165,19 @@ MemPrune(DiskannBuildState *bs, int p, const int32 *cand, int n, int maxdeg)
 	int			m = 0;
 	int			nchosen;
 	OmenVecPairArg pa;
-	int32	   *nb = BNbrs(bs, p);
+	OmenVisited seen;
 
+	OmenVisitedInit(&seen, n);
 	for (int i = 0; i < n; i++)
 	{
-		bool		dup = false;
-
-		if (cand[i] == p)
-			continue;
-		for (int k = 0; k < m && !dup; k++)
-			dup = ((int32) c[k].id == cand[i]);
-		if (dup)
+		if (cand[i] == p || OmenVisitedTestAndSet(&seen, (uint64) cand[i]))
 			continue;
 		c[m].id = cand[i];
 		c[m].dist = OmenDistanceCalc(&bs->ds.dist, BVec(bs, p), BVec(bs, cand[i]));
 		c[m].aux = 0;
 		m++;
 	}
+	OmenVisitedFree(&seen);
 	OmenSortCands(c, m);
 	for (int i = 0; i < m; i++)
 		vecs[i] = BVec(bs, (int) c[i].id);
@@ -154,34 +186,41 @@ MemPrune(DiskannBuildState *bs, int p, const int32 *cand, int n, int maxdeg)
 	nchosen = OmenRobustPrune(c, m, bs->ds.alpha, maxdeg, OmenVecPairDist,
 							  &pa, chosen);
 	for (int i = 0; i < nchosen; i++)
-		nb[i] = (int32) c[chosen[i]].id;
-	bs->counts[p] = nchosen;
+		out[i] = (int32) c[chosen[i]].id;
 	pfree(c);
 	pfree(vecs);
 	pfree(chosen);
+	return nchosen;
 }
 
-/* Add p to j's list; prune j when the list is full */
+/* Add p to j's list; prune j when the list is full (under j's lock) */
 static void
 MemLinkBack(DiskannBuildState *bs, int j, int p)
 {
 	int32	   *nb = BNbrs(bs, j);
-	int			cnt = bs->counts[j];
+	int			cnt;
 	int32	   *tmp;
 
+	NodeLock(bs, j, LW_EXCLUSIVE);
+	cnt = bs->counts[j];
 	for (int i = 0; i < cnt; i++)
 		if (nb[i] == p)
+		{
+			NodeUnlock(bs, j);
 			return;
+		}
 	if (cnt < bs->ds.cap)
 	{
 		nb[cnt] = p;
 		bs->counts[j] = cnt + 1;
+		NodeUnlock(bs, j);
 		return;
 	}
 	tmp = palloc(sizeof(int32) * (cnt + 1));
 	memcpy(tmp, nb, sizeof(int32) * cnt);
 	tmp[cnt] = p;
-	MemPrune(bs, j, tmp, cnt + 1, bs->ds.r);
+	bs->counts[j] = MemChoose(bs, j, tmp, cnt + 1, bs->ds.r, nb);
+	NodeUnlock(bs, j);
 	pfree(tmp);
 }
 
@@ -191,7 +230,9 @@ MemInsert(DiskannBuildState *bs, int p)
 {
 	OmenGraphSearch *s = &bs->search;
 	int32	   *cand;
+	int32	   *chosen = palloc(sizeof(int32) * bs->ds.r);
 	int			n;
+	int			nchosen;
 
 	bs->query = BVec(bs, p);
 	OmenGraphSearchReset(s, bs->ds.l);
@@ -206,11 +247,69 @@ MemInsert(DiskannBuildState *bs, int p)
 		cand[n++] = (int32) (s->expanded[i].id & ~OMEN_CAND_FLAGS);
 	for (int i = 0; i < s->result.count; i++)
 		cand[n++] = (int32) (s->result.items[i].id & ~OMEN_CAND_FLAGS);
-	MemPrune(bs, p, cand, n, bs->ds.r);
-	pfree(cand);
+	nchosen = MemChoose(bs, p, cand, n, bs->ds.r, chosen);
 
-	for (int i = 0; i < bs->counts[p]; i++)
-		MemLinkBack(bs, BNbrs(bs, p)[i], p);
+	NodeLock(bs, p, LW_EXCLUSIVE);
+	memcpy(BNbrs(bs, p), chosen, sizeof(int32) * nchosen);
+	bs->counts[p] = nchosen;
+	NodeUnlock(bs, p);
+
+	for (int i = 0; i < nchosen; i++)
+		MemLinkBack(bs, chosen[i], p);
+	pfree(cand);
+	pfree(chosen);
+}
+
+/* Prune p's list to max_neighbors if it is longer */
+static void
+MemFinalPrune(DiskannBuildState *bs, int p)
+{
+	int32	   *tmp;
+
+	NodeLock(bs, p, LW_EXCLUSIVE);
+	if (bs->counts[p] > bs->ds.r)
+	{
+		tmp = palloc(sizeof(int32) * bs->counts[p]);
+		memcpy(tmp, BNbrs(bs, p), sizeof(int32) * bs->counts[p]);
+		bs->counts[p] = MemChoose(bs, p, tmp, bs->counts[p], bs->ds.r, BNbrs(bs, p));
+		pfree(tmp);
+	}
+	NodeUnlock(bs, p);
+}
+
+/*
+ * One participant's share of a graph phase: take the next position from
+ * the shared counter until none are left.  Phase 1 inserts order[pos];
+ * phase 2 prunes node pos.  The leader reports progress.
+ */
+static void
+RunPhase(DiskannBuildState *bs, pg_atomic_uint32 *next, int phase,
+		 const int32 *order, bool progress)
+{
+	uint32		n = (uint32) bs->n;
+
+	OmenGraphSearchInit(&bs->search, &diskann_mem_ops, bs, bs->ds.l,
+						bs->ds.cap, false);
+	bs->search.record_expanded = true;
+	for (;;)
+	{
+		uint32		pos = pg_atomic_fetch_add_u32(next, 1);
+		MemoryContext old;
+
+		if (pos >= n)
+			break;
+		CHECK_FOR_INTERRUPTS();
+		old = MemoryContextSwitchTo(bs->tmpCtx);
+		if (phase == 1)
+			MemInsert(bs, order[pos]);
+		else
+			MemFinalPrune(bs, (int) pos);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(bs->tmpCtx);
+		if (progress && phase == 1 && (pos & 255) == 0)
+			pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, pos);
+	}
+	OmenGraphSearchFree(&bs->search);
 }
 
 /* The node nearest the mean of (a sample of) the vectors */
@@ -248,12 +347,244 @@ FindMedoid(DiskannBuildState *bs)
 	return best;
 }
 
+/*
+ * Parallel build state in dynamic shared memory: this header, then
+ * order[n], the vectors, the lists, their counts and one lock per node.
+ */
+typedef struct DiskannParallelShared
+{
+	Oid			heaprelid;
+	Oid			indexrelid;
+	bool		isconcurrent;
+	int			phase;			/* 1: insert, 2: final prune */
+	int			n;
+	int			dim;
+	int			medoid;
+	int			tranche;
+	pg_atomic_uint32 next;
+	Size		off_order;
+	Size		off_vecs;
+	Size		off_nbrs;
+	Size		off_counts;
+	Size		off_locks;
+	Size		total;
+} DiskannParallelShared;
+
+#define PARALLEL_KEY_DISKANN_SHARED		UINT64CONST(0xA000000000000101)
+
+/* Point a build state's graph arrays into the shared segment */
+static void
+AttachShared(DiskannBuildState *bs, DiskannParallelShared *sh)
+{
+	char	   *base = (char *) sh;
+
+	bs->n = bs->maxn = sh->n;
+	bs->vecs = (float *) (base + sh->off_vecs);
+	bs->nbrs = (int32 *) (base + sh->off_nbrs);
+	bs->counts = (uint16 *) (base + sh->off_counts);
+	bs->locks = (LWLockPadded *) (base + sh->off_locks);
+	bs->medoid = sh->medoid;
+}
+
+/* Entry point of a parallel build worker (named in CreateParallelContext) */
+PGDLLEXPORT void DiskannParallelBuildMain(dsm_segment *seg, shm_toc *toc);
+
+void
+DiskannParallelBuildMain(dsm_segment *seg, shm_toc *toc)
+{
+	DiskannParallelShared *sh;
+	Relation	heap;
+	Relation	index;
+	LOCKMODE	heapLockmode;
+	LOCKMODE	indexLockmode;
+	DiskannBuildState bs;
+
+	sh = shm_toc_lookup(toc, PARALLEL_KEY_DISKANN_SHARED, false);
+
+	/* the same lock modes as the leader holds (see index_build) */
+	if (!sh->isconcurrent)
+	{
+		heapLockmode = ShareLock;
+		indexLockmode = AccessExclusiveLock;
+	}
+	else
+	{
+		heapLockmode = ShareUpdateExclusiveLock;
+		indexLockmode = RowExclusiveLock;
+	}
+	heap = table_open(sh->heaprelid, heapLockmode);
+	index = index_open(sh->indexrelid, indexLockmode);
+	LWLockRegisterTranche(sh->tranche, "omen_diskann_build");
+
+	memset(&bs, 0, sizeof(bs));
+	bs.heap = heap;
+	bs.index = index;
+	InitBuildShared(&bs.ds, index);
+	bs.ds.dim = sh->dim;
+	bs.ds.dist.dim = sh->dim;
+	bs.tmpCtx = AllocSetContextCreate(CurrentMemoryContext,
+									  "omen_diskann build worker",
+									  ALLOCSET_DEFAULT_SIZES);
+	AttachShared(&bs, sh);
+	RunPhase(&bs, &sh->next, sh->phase,
+			 (int32 *) ((char *) sh + sh->off_order), false);
+
+	index_close(index, indexLockmode);
+	table_close(heap, heapLockmode);
+}
+
+/* Whether dynamic shared memory can take a segment of this size here */
+static bool
+DsmHasRoom(Size size)
+{
+#ifdef USE_DSM_POSIX
+	if (dynamic_shared_memory_type == DSM_IMPL_POSIX)
+	{
+		struct statvfs st;
+
+		/* posix segments live in /dev/shm, often small in containers */
+		if (statvfs("/dev/shm", &st) == 0 &&
+			(double) st.f_bavail * st.f_frsize < (double) size * 1.1)
+			return false;
+	}
+#endif
+	return true;
+}
+
+/*
+ * Build the graph over the vectors in memory with parallel workers, if
+ * PostgreSQL grants any and the shared segment fits.  The vectors move into
+ * the segment (the local copy is freed).  Returns false, having changed
+ * nothing, to build serially.
+ */
+static bool
+BuildGraphParallel(DiskannBuildState *bs, int32 *order)
+{
+	int			request;
+	Size		off = MAXALIGN(sizeof(DiskannParallelShared));
+	DiskannParallelShared *sh;
+	ParallelContext *pcxt;
+	Size		total;
+	Size		off_order,
+				off_vecs,
+				off_nbrs,
+				off_counts,
+				off_locks;
+	int			n = bs->n;
+
+	if (bs->indexInfo == NULL || n < 2)
+		return false;
+	request = plan_create_index_workers(RelationGetRelid(bs->heap),
+										RelationGetRelid(bs->index));
+	if (request <= 0)
+		return false;
+
+	off_order = off;
+	off += MAXALIGN(sizeof(int32) * n);
+	off_vecs = off;
+	off += MAXALIGN(sizeof(float) * (Size) n * bs->ds.dim);
+	off_nbrs = off;
+	off += MAXALIGN(sizeof(int32) * (Size) n * bs->ds.cap);
+	off_counts = off;
+	off += MAXALIGN(sizeof(uint16) * (Size) n);
+	off_locks = off;
+	off += sizeof(LWLockPadded) * (Size) n;
+	total = off;
+	if (!DsmHasRoom(total))
+		return false;
+
+	EnterParallelMode();
+	pcxt = CreateParallelContext("omen", "DiskannParallelBuildMain", request);
+	shm_toc_estimate_chunk(&pcxt->estimator, total);
+	shm_toc_estimate_keys(&pcxt->estimator, 1);
+	InitializeParallelDSM(pcxt);
+	if (pcxt->seg == NULL)
+	{
+		DestroyParallelContext(pcxt);
+		ExitParallelMode();
+		return false;
+	}
+	sh = shm_toc_allocate(pcxt->toc, total);
+	memset(sh, 0, sizeof(DiskannParallelShared));
+	sh->heaprelid = RelationGetRelid(bs->heap);
+	sh->indexrelid = RelationGetRelid(bs->index);
+	sh->isconcurrent = bs->indexInfo->ii_Concurrent;
+	sh->n = n;
+	sh->dim = bs->ds.dim;
+	sh->medoid = bs->medoid;
+	sh->tranche = LWLockNewTrancheId();
+	sh->off_order = off_order;
+	sh->off_vecs = off_vecs;
+	sh->off_nbrs = off_nbrs;
+	sh->off_counts = off_counts;
+	sh->off_locks = off_locks;
+	sh->total = total;
+	LWLockRegisterTranche(sh->tranche, "omen_diskann_build");
+	memcpy((char *) sh + off_order, order, sizeof(int32) * n);
+	memcpy((char *) sh + off_vecs, bs->vecs, sizeof(float) * (Size) n * bs->ds.dim);
+	memset((char *) sh + off_counts, 0, sizeof(uint16) * n);
+	for (int i = 0; i < n; i++)
+		LWLockInitialize(&((LWLockPadded *) ((char *) sh + off_locks))[i].lock,
+						 sh->tranche);
+	shm_toc_insert(pcxt->toc, PARALLEL_KEY_DISKANN_SHARED, sh);
+
+	/* the local vectors and lists are not needed any more */
+	pfree(bs->vecs);
+	pfree(bs->nbrs);
+	pfree(bs->counts);
+	AttachShared(bs, sh);
+
+	/* phase 1: every node but the medoid (order[0]) inserted */
+	sh->phase = 1;
+	pg_atomic_init_u32(&sh->next, 1);
+	LaunchParallelWorkers(pcxt);
+	RunPhase(bs, &sh->next, 1, order, true);
+	WaitForParallelWorkersToFinish(pcxt);
+	ereport(DEBUG1,
+			(errmsg_plural("omen_diskann: built the graph with %d parallel worker",
+						   "omen_diskann: built the graph with %d parallel workers",
+						   pcxt->nworkers_launched, pcxt->nworkers_launched)));
+
+	/* phase 2: the final prune */
+	ReinitializeParallelDSM(pcxt);
+	sh->phase = 2;
+	pg_atomic_write_u32(&sh->next, 0);
+	LaunchParallelWorkers(pcxt);
+	RunPhase(bs, &sh->next, 2, order, false);
+	WaitForParallelWorkersToFinish(pcxt);
+
+	/* copy the graph back to local memory before the segment goes */
+	bs->locks = NULL;
+	{
+		float	   *vecs = MemoryContextAllocExtended(bs->graphCtx,
+													  sizeof(float) * (Size) n * bs->ds.dim,
+													  MCXT_ALLOC_HUGE);
+		int32	   *nbrs = MemoryContextAllocExtended(bs->graphCtx,
+													  sizeof(int32) * (Size) n * bs->ds.cap,
+													  MCXT_ALLOC_HUGE);
+		uint16	   *counts = MemoryContextAllocExtended(bs->graphCtx,
+														sizeof(uint16) * (Size) n,
+														MCXT_ALLOC_HUGE);
+
+		memcpy(vecs, bs->vecs, sizeof(float) * (Size) n * bs->ds.dim);
+		memcpy(nbrs, bs->nbrs, sizeof(int32) * (Size) n * bs->ds.cap);
+		memcpy(counts, bs->counts, sizeof(uint16) * (Size) n);
+		bs->vecs = vecs;
+		bs->nbrs = nbrs;
+		bs->counts = counts;
+	}
+	DestroyParallelContext(pcxt);
+	ExitParallelMode();
+	return true;
+}
+
 /* Build the graph over the vectors in memory */
 static void
 BuildGraph(DiskannBuildState *bs)
 {
 	int			n = bs->n;
-	int		   *order;
+	int32	   *order;
+	pg_atomic_uint32 next;
 
 	if (n == 0)
 		return;
@@ -274,13 +605,13 @@ BuildGraph(DiskannBuildState *bs)
 	memset(bs->counts, 0, sizeof(uint16) * n);
 
 	/* a random order, the medoid first */
-	order = palloc_extended(sizeof(int) * n, MCXT_ALLOC_HUGE);
+	order = palloc_extended(sizeof(int32) * n, MCXT_ALLOC_HUGE);
 	for (int i = 0; i < n; i++)
 		order[i] = i;
 	for (int i = n - 1; i > 0; i--)
 	{
 		int			k = (int) pg_prng_uint64_range(&pg_global_prng_state, 0, i);
-		int			t = order[i];
+		int32		t = order[i];
 
 		order[i] = order[k];
 		order[k] = t;
@@ -293,38 +624,14 @@ BuildGraph(DiskannBuildState *bs)
 			break;
 		}
 
-	OmenGraphSearchInit(&bs->search, &diskann_mem_ops, bs, bs->ds.l,
-						bs->ds.cap, false);
-	bs->search.record_expanded = true;
-	for (int i = 1; i < n; i++)
+	if (!BuildGraphParallel(bs, order))
 	{
-		MemoryContext old = MemoryContextSwitchTo(bs->tmpCtx);
-
-		MemInsert(bs, order[i]);
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(bs->tmpCtx);
-		if ((i & 255) == 0)
-			pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, i);
+		pg_atomic_init_u32(&next, 1);
+		RunPhase(bs, &next, 1, order, true);
+		pg_atomic_init_u32(&next, 0);
+		RunPhase(bs, &next, 2, order, false);
 	}
-	OmenGraphSearchFree(&bs->search);
 	pfree(order);
-
-	/* final pass: no list longer than max_neighbors */
-	for (int i = 0; i < n; i++)
-	{
-		if (bs->counts[i] > bs->ds.r)
-		{
-			MemoryContext old = MemoryContextSwitchTo(bs->tmpCtx);
-			int32	   *tmp = palloc(sizeof(int32) * bs->counts[i]);
-
-			memcpy(tmp, BNbrs(bs, i), sizeof(int32) * bs->counts[i]);
-			MemPrune(bs, i, tmp, bs->counts[i], bs->ds.r);
-			MemoryContextSwitchTo(old);
-			MemoryContextReset(bs->tmpCtx);
-		}
-		if ((i & 1023) == 0)
-			CHECK_FOR_INTERRUPTS();
-	}
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, n);
 }
 
