@@ -272,9 +272,12 @@ DeleteNode(DiskannVacState *vs, ItemPointer p)
 	nout = DiskannReadNeighbors(ds, p, out, &state);
 	if (state == DISKANN_NODE_FREE)
 		return;
-	if (state == DISKANN_NODE_LIVE && !SetNodeState(vs, p, DISKANN_NODE_DELETED, false))
-		return;
-	vs->deleted++;
+	if (state == DISKANN_NODE_LIVE)
+	{
+		if (!SetNodeState(vs, p, DISKANN_NODE_DELETED, false))
+			return;
+		vs->deleted++;			/* an unfinished repair was counted by pass 1 */
+	}
 
 	/* search with p's vector, remembering every expanded node's list */
 	DiskannSearchInit(&s, ds, pvec, DISKANN_DELETE_LIST, false);
@@ -521,8 +524,6 @@ Sweep(DiskannVacState *vs)
 	}
 	OmenVisitedFree(&gone);
 	vs->deleted -= nfreed;
-	if (vs->stats)
-		vs->stats->pages_free += 0;
 }
 
 /* Write the counts to the meta page */
