@@ -12,9 +12,10 @@
  * equal-quantile starts into one band; duplicates are spread out first.
  *
  * Distance: the query is never quantised.  For a query q, a table gives
- * for every code byte position and every one of its 256 values the summed
- * contribution of the dimensions packed in that byte (for L2,
- * sum (q_j - centre_j[band])^2), so a distance is one lookup per byte.
+ * for every half byte of a code and each of its 16 values the summed
+ * contribution of the dimensions packed in it (for L2,
+ * sum (q_j - centre_j[band])^2), so a distance is two lookups per code
+ * byte into a table small enough for the L1 cache.
  */
 #include "postgres.h"
 
@@ -198,26 +199,28 @@ DiskannQuantDecode(const DiskannQuant *q, const uint8 *code, float *out)
 	}
 }
 
-/* Build the per-query table of partial distances */
+/* Build the per-query table of partial distances, 16 per half byte */
 void
 DiskannLutInit(DiskannLut *lut, const DiskannQuant *q, OmenMetric metric,
 			   const float *query)
 {
 	int			levels = q->levels;
+	int			pernibble = 4 / q->bits;	/* dimensions per half byte */
+	int			nnibbles = q->codebytes * 2;
 	float		t[16];
 
 	lut->codebytes = q->codebytes;
-	lut->table = palloc(sizeof(float) * 256 * q->codebytes);
+	lut->table = palloc(sizeof(float) * 16 * nnibbles);
 
-	for (int b = 0; b < q->codebytes; b++)
+	for (int k = 0; k < nnibbles; k++)
 	{
-		float	   *tab = &lut->table[b * 256];
+		float	   *tab = &lut->table[k * 16];
 		int			size = 1;
 
 		tab[0] = 0;
-		for (int i = 0; i < q->perbyte; i++)
+		for (int i = 0; i < pernibble; i++)
 		{
-			int			j = b * q->perbyte + i;
+			int			j = k * pernibble + i;
 
 			/* this dimension's contribution for each band */
 			for (int s = 0; s < levels; s++)
@@ -251,7 +254,7 @@ DiskannLutInit(DiskannLut *lut, const DiskannQuant *q, OmenMetric metric,
 					tab[v + s * size] = tab[v] + t[s];
 			size *= levels;
 		}
-		Assert(size == 256);
+		Assert(size == 16);
 	}
 }
 
