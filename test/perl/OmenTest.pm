@@ -20,7 +20,7 @@ use Exporter 'import';
 
 our @EXPORT = qw(omen_node omen_standby omen_vectors_sql omen_vector_literal
   omen_clusters_sql omen_recall omen_check_full_scan omen_index_info
-  omen_log_problems);
+  omen_log_problems omen_diskann_info omen_diskann_nodes_sql omen_diskann_check_nodes);
 
 # A started node named $name with the extension installable.  %params go to
 # PostgreSQL::Test::Cluster::init (allows_streaming => 1 gives wal_level =
@@ -211,6 +211,106 @@ sub omen_log_problems
 
 	return grep { /FATAL|PANIC|TRAP|terminated by signal|inconsistent page/ }
 	  split /\n/, $log;
+}
+
+# --- omen_diskann -----------------------------------------------------------
+
+# omen_diskann_info($index) as a hash reference
+sub omen_diskann_info
+{
+	my ($node, $index, $db) = @_;
+	my @cols = qw(pages node_pages vector_pages live_nodes deleted_nodes free_slots
+	  avg_degree dimensions max_neighbors build_list_size alpha quantization_bits
+	  code_bytes trained uncoded_nodes quantizer_error entry_live metric node_bytes);
+	my @vals = split /\|/, $node->safe_psql($db // 'postgres',
+		'SELECT ' . join(', ', @cols) . " FROM omen_diskann_info('$index')"), -1;
+	my %info;
+	@info{@cols} = @vals;
+	return \%info;
+}
+
+# SQL that creates pageinspect and a function omen_diskann_nodes(index)
+# returning every node tuple of an omen_diskann index, read from the raw
+# node pages (layout of diskann.h, little-endian): its tid, state (0 live,
+# 1 deleted, 2 free), flags (1 coded), count, heap TID and neighbour list.
+# (Superuser only: get_raw_page.)
+sub omen_diskann_nodes_sql
+{
+	return q{
+CREATE EXTENSION IF NOT EXISTS pageinspect;
+CREATE FUNCTION omen_u16(p bytea, o int) RETURNS int IMMUTABLE STRICT LANGUAGE sql
+	AS 'SELECT get_byte(p, o) + 256 * get_byte(p, o + 1)';
+CREATE FUNCTION omen_tid_at(p bytea, o int) RETURNS tid IMMUTABLE STRICT LANGUAGE sql
+	AS $$SELECT format('(%s,%s)', omen_u16(p, o)::bigint * 65536 + omen_u16(p, o + 2),
+	                   omen_u16(p, o + 4))::tid$$;
+CREATE FUNCTION omen_diskann_nodes(idx regclass)
+	RETURNS TABLE (tid tid, state int, flags int, count int, heaptid tid, neighbors tid[])
+	LANGUAGE sql AS $$
+WITH pages AS (
+	SELECT b, get_raw_page(idx::text, b) AS p
+	FROM generate_series(1, (pg_relation_size(idx) / current_setting('block_size')::int)::int - 1) b),
+node_pages AS (
+	-- pd_lower > 0 (not new) and the special space's kind is DISKANN_PAGE_NODE
+	SELECT b, p FROM pages WHERE omen_u16(p, 12) > 0 AND omen_u16(p, omen_u16(p, 16) + 4) = 3),
+items AS (
+	SELECT b, o, p, omen_u16(p, 24 + 4 * (o - 1)) AS lo, omen_u16(p, 26 + 4 * (o - 1)) AS hi
+	FROM node_pages, generate_series(1, (omen_u16(p, 12) - 24) / 4) o),
+tuples AS (
+	-- ItemIdData: lp_off 15 bits, lp_flags 2 bits (1 = LP_NORMAL), lp_len
+	SELECT b, o, p, lo & 32767 AS t FROM items WHERE (lo >> 15) | ((hi & 1) << 1) = 1)
+SELECT format('(%s,%s)', b, o)::tid, get_byte(p, t), get_byte(p, t + 1), omen_u16(p, t + 2),
+       omen_tid_at(p, t + 4),
+       ARRAY(SELECT omen_tid_at(p, t + 16 + 6 * i) FROM generate_series(0, omen_u16(p, t + 2) - 1) i)
+FROM tuples
+$$;
+};
+}
+
+# Check (as tests) the node tuples of omen_diskann index $a{index} on
+# $a{table} right after a VACUUM (omen_diskann_nodes_sql must have run):
+# the live nodes' heap TIDs are exactly the table's rows, each once (no dead
+# heap TID left, no row missing), and no deleted node has a non-empty list
+# (an unfinished IP-DiskANN repair).  Returns a hash reference of counts:
+# live, deleted, free, unfinished (deleted, list not empty), dangling
+# (edges from live or deleted nodes to a free or missing slot), uncoded
+# (live or deleted nodes without a code).
+sub omen_diskann_check_nodes
+{
+	my ($node, %a) = @_;
+	my $db = $a{db} // 'postgres';
+	my $name = $a{name} // "nodes of $a{index}";
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+
+	my ($live, $deleted, $free, $unfinished, $dangling, $uncoded, $dead_tids, $missing, $dups) =
+	  split /\|/, $node->safe_psql(
+		$db, qq{
+CREATE TEMP TABLE omen_nodes AS SELECT * FROM omen_diskann_nodes('$a{index}');
+SELECT count(*) FILTER (WHERE state = 0), count(*) FILTER (WHERE state = 1),
+       count(*) FILTER (WHERE state = 2), count(*) FILTER (WHERE state = 1 AND count > 0),
+       (SELECT count(*) FROM omen_nodes n, unnest(n.neighbors) e(t)
+        WHERE n.state <> 2 AND NOT EXISTS
+          (SELECT 1 FROM omen_nodes m WHERE m.tid = e.t AND m.state <> 2)),
+       count(*) FILTER (WHERE state <> 2 AND flags & 1 = 0),
+       (SELECT count(*) FROM omen_nodes n WHERE n.state = 0 AND NOT EXISTS
+          (SELECT 1 FROM $a{table} t WHERE t.ctid = n.heaptid)),
+       (SELECT count(*) FROM $a{table} t WHERE NOT EXISTS
+          (SELECT 1 FROM omen_nodes n WHERE n.state = 0 AND n.heaptid = t.ctid)),
+       (SELECT count(*) FROM (SELECT heaptid FROM omen_nodes WHERE state = 0
+                              GROUP BY heaptid HAVING count(*) > 1) d)
+FROM omen_nodes;
+});
+	is("$dead_tids dead heap TIDs, $missing rows missing, $dups duplicated",
+		'0 dead heap TIDs, 0 rows missing, 0 duplicated',
+		"$name: the live nodes are exactly the table's rows ($live)");
+	is($unfinished, 0, "$name: no deleted node has an unfinished repair ($deleted deleted)");
+	return {
+		live => $live,
+		deleted => $deleted,
+		free => $free,
+		unfinished => $unfinished,
+		dangling => $dangling,
+		uncoded => $uncoded
+	};
 }
 
 1;
