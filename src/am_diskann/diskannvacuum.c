@@ -20,9 +20,10 @@
  * steps, so the pass can be cancelled at any point and run again.
  *
  * Pass 3, the sweep, runs when deleted nodes exceed 20% of all nodes: every
- * edge to a repaired deleted node is removed from every list (no distance
- * work), and those nodes become free slots that inserts reuse, node and
- * vector slot together.
+ * edge to a repaired deleted node (or to a free slot, left by a sweep that a
+ * crash cut short) is removed from every list (no distance work), and those
+ * nodes become free slots that inserts reuse, node and vector slot
+ * together.
  */
 #include "postgres.h"
 
@@ -439,7 +440,13 @@ Sweep(DiskannVacState *vs)
 				DiskannNodeTuple t = (DiskannNodeTuple) OmenPageGetTuple(page, off);
 				ItemPointerData tid;
 
-				if (t && t->state == DISKANN_NODE_DELETED && t->count == 0)
+				/*
+				 * Repaired deleted nodes, and free slots: an edge to a free
+				 * slot is left from a sweep cut short (a crash), and was
+				 * meant for the deleted node that slot held.
+				 */
+				if (t && ((t->state == DISKANN_NODE_DELETED && t->count == 0) ||
+						  t->state == DISKANN_NODE_FREE))
 				{
 					ItemPointerSet(&tid, blkno, off);
 					OmenVisitedTestAndSet(&gone, OmenTidToId(&tid));
