@@ -230,6 +230,7 @@ typedef struct DiskannSearch
 	int			nnodes;
 	int			maxnodes;
 	float	   *scratch;		/* dim floats */
+	uint8	   *tcodes;			/* codes of up to 16 nodes, byte-major */
 	bool		record_lists;	/* keep every expanded node's list */
 	uint64	   *lists;			/* cap ids per node, by aux (record_lists) */
 	uint16	   *listcounts;

@@ -302,6 +302,17 @@ DiskannNodeDistance(DiskannShared *ds, DiskannSearch *s, DiskannNodeTuple ntup,
 	return DiskannLutDistance(&s->lut, code);
 }
 
+/* Score the staged codes (16 at a time, SIMD) into out[staged[k]].dist */
+static void
+ScoreStaged(DiskannSearch *s, const int *staged, int n, OmenVisit *out)
+{
+	float		d[16];
+
+	omen_kernels->lut16(s->lut.table, s->tcodes, s->lut.codebytes, d);
+	for (int k = 0; k < n; k++)
+		out[staged[k]].dist = d[k];
+}
+
 /*
  * OmenGraphOps.visit over node pages.  The cost of a visit is memory
  * latency (the buffer, the line pointer, the node tuple), so the batch is
@@ -321,6 +332,8 @@ PageVisit(void *arg, const uint64 *ids, int n, OmenVisit *out)
 	Buffer		bufs[DiskannCapacity(DISKANN_MAX_MAX_NEIGHBORS)];
 	Size		codeoff = offsetof(DiskannNodeTupleData, neighbors) +
 		sizeof(ItemPointerData) * ds->cap;
+	int			staged[16];
+	int			nstaged = 0;
 
 	Assert(n <= (int) lengthof(bufs));
 	for (int i = 0; i < n; i++)
@@ -364,12 +377,28 @@ PageVisit(void *arg, const uint64 *ids, int n, OmenVisit *out)
 		out[i].ok = ntup != NULL && ntup->state != DISKANN_NODE_FREE;
 		if (out[i].ok)
 		{
-			out[i].dist = DiskannNodeDistance(ds, s, ntup, &exact);
+			if (s->lut.table && (ntup->flags & DISKANN_NODE_CODED))
+			{
+				/* stage the code; scored 16 at a time below */
+				const uint8 *code = DiskannNodeCode(ntup, ds->cap);
+
+				for (int b = 0; b < ds->codebytes; b++)
+					s->tcodes[b * 16 + nstaged] = code[b];
+				staged[nstaged++] = i;
+				out[i].dist = 0;
+			}
+			else
+				out[i].dist = DiskannNodeDistance(ds, s, ntup, &exact);
 			node.heaptid = ntup->heaptid;
 			node.vectid = ntup->vectid;
 			node.state = ntup->state;
 		}
 		UnlockReleaseBuffer(bufs[i]);
+		if (nstaged == 16)
+		{
+			ScoreStaged(s, staged, nstaged, out);
+			nstaged = 0;
+		}
 		if (!out[i].ok)
 			continue;
 		node.hasexact = exact;
@@ -392,6 +421,8 @@ PageVisit(void *arg, const uint64 *ids, int n, OmenVisit *out)
 		out[i].isresult = node.state == DISKANN_NODE_LIVE;
 		out[i].aux = DiskannSearchAddNode(s, &node);
 	}
+	if (nstaged > 0)
+		ScoreStaged(s, staged, nstaged, out);
 }
 
 /*
@@ -476,7 +507,10 @@ DiskannSearchInit(DiskannSearch *s, DiskannShared *ds, const float *q,
 	s->nodes = palloc(sizeof(DiskannNode) * s->maxnodes);
 	s->scratch = palloc(sizeof(float) * Max(ds->dim, 1));
 	if (ds->quant)
+	{
 		DiskannLutInit(&s->lut, ds->quant, ds->dist.metric, q);
+		s->tcodes = palloc0(16 * ds->codebytes);
+	}
 	OmenGraphSearchInit(&s->search, &diskann_page_ops, s, ef, ds->cap,
 						keep_rejected);
 }
@@ -489,6 +523,8 @@ DiskannSearchFree(DiskannSearch *s)
 	DiskannLutFree(&s->lut);
 	pfree(s->nodes);
 	pfree(s->scratch);
+	if (s->tcodes)
+		pfree(s->tcodes);
 	if (s->lists)
 		pfree(s->lists);
 	if (s->listcounts)

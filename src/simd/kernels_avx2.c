@@ -240,6 +240,41 @@ cosine_parts_avx2(const float *a, const float *b, int n,
 								_mm256_add_ps(sbb2, sbb3)));
 }
 
+/*
+ * One half byte of 8 codes: idx (0..15 per lane) looks up t[0..15] with two
+ * 8-entry permutes, the second chosen where bit 3 of idx is set.
+ */
+OMEN_TARGET_AVX2 static inline __m256
+lookup16_avx2(__m256i idx, const float *t)
+{
+	__m256		lo = _mm256_permutevar8x32_ps(_mm256_loadu_ps(t), idx);
+	__m256		hi = _mm256_permutevar8x32_ps(_mm256_loadu_ps(t + 8), idx);
+
+	return _mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28)));
+}
+
+/* Table distances of 16 codes (see OmenKernels.lut16), 8 at a time */
+OMEN_TARGET_AVX2 static void
+lut16_avx2(const float *lut, const uint8_t *codes, int nbytes, float *out)
+{
+	const __m256i low = _mm256_set1_epi32(15);
+
+	for (int half = 0; half < 2; half++)
+	{
+		__m256		s0 = _mm256_setzero_ps();
+		__m256		s1 = _mm256_setzero_ps();
+
+		for (int b = 0; b < nbytes; b++)
+		{
+			__m256i		c = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *) (codes + b * 16 + half * 8)));
+
+			s0 = _mm256_add_ps(s0, lookup16_avx2(_mm256_and_si256(c, low), lut + b * 32));
+			s1 = _mm256_add_ps(s1, lookup16_avx2(_mm256_srli_epi32(c, 4), lut + b * 32 + 16));
+		}
+		_mm256_storeu_ps(out + half * 8, _mm256_add_ps(s0, s1));
+	}
+}
+
 const OmenKernels omen_kernels_avx2 = {
 	.level = OMEN_SIMD_AVX2,
 	.name = "avx2",
@@ -247,6 +282,7 @@ const OmenKernels omen_kernels_avx2 = {
 	.ip = ip_avx2,
 	.l1 = l1_avx2,
 	.cosine_parts = cosine_parts_avx2,
+	.lut16 = lut16_avx2,
 };
 
 #else							/* !__x86_64__ */

@@ -9,6 +9,8 @@
  */
 #include "simd/omen_simd.h"
 
+#include <stdint.h>
+
 #include <math.h>
 
 /* Declared here rather than in omen_simd.h: only simd.c uses this table */
@@ -78,6 +80,26 @@ cosine_parts_scalar(const float *a, const float *b, int n,
 	*bb = sbb;
 }
 
+/* Table distances of 16 codes (see OmenKernels.lut16) */
+static void
+lut16_scalar(const float *lut, const uint8_t *codes, int nbytes, float *out)
+{
+	for (int i = 0; i < 16; i++)
+	{
+		float		s0 = 0.0f;
+		float		s1 = 0.0f;
+
+		for (int b = 0; b < nbytes; b++)
+		{
+			uint8_t		c = codes[b * 16 + i];
+
+			s0 += lut[(2 * b) * 16 + (c & 15)];
+			s1 += lut[(2 * b + 1) * 16 + (c >> 4)];
+		}
+		out[i] = s0 + s1;
+	}
+}
+
 const OmenKernels omen_kernels_scalar = {
 	.level = OMEN_SIMD_SCALAR,
 	.name = "scalar",
@@ -85,4 +107,5 @@ const OmenKernels omen_kernels_scalar = {
 	.ip = ip_scalar,
 	.l1 = l1_scalar,
 	.cosine_parts = cosine_parts_scalar,
+	.lut16 = lut16_scalar,
 };

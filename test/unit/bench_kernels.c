@@ -195,5 +195,73 @@ main(void)
 		free(query);
 		free(vecs);
 	}
+
+	/*
+	 * lut16: omen_diskann's table distance, per code (16 codes per call),
+	 * for 2-bit codes of 128, 784 and 1536 dimensions (dim / 4 bytes)
+	 */
+	printf("\n%5s  %-13s %7s", "dim", "kernel", "codes");
+	for (int l = 0; l < nlevels; l++)
+		printf(" %9s", levels[l]->name);
+	printf("  %s\n", nlevels > 1 ? "best vs scalar" : "");
+	for (int d = 0; d < NDIMS; d++)
+	{
+		int			nbytes = dims[d] / 4;
+		float	   *lut = malloc(sizeof(float) * 32 * nbytes);
+		uint8_t    *codes = malloc(16 * (size_t) nbytes);
+		float		out[16];
+		double		scalar_ns = 0.0;
+		double		best_ns = 0.0;
+		int			calls = FLOATS_PER_RUN / (16 * nbytes) + 1;
+
+		for (int i = 0; i < 32 * nbytes; i++)
+			lut[i] = rng_float();
+		for (int i = 0; i < 16 * nbytes; i++)
+			codes[i] = (uint8_t) (rng_float() * 255.0f);
+		printf("%5d  %-13s %7d", dims[d], "lut16 (2-bit)", 16);
+		for (int l = 0; l < nlevels; l++)
+		{
+			double		runs[NRUNS];
+			double		ns;
+
+			for (int r = 0; r < NRUNS; r++)
+			{
+				struct timespec t0,
+							t1;
+				float		acc = 0.0f;
+
+				clock_gettime(CLOCK_MONOTONIC, &t0);
+				for (int c = 0; c < calls; c++)
+				{
+					levels[l]->lut16(lut, codes, nbytes, out);
+					acc += out[c & 15];
+				}
+				clock_gettime(CLOCK_MONOTONIC, &t1);
+				sink = acc;
+				runs[r] = ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) /
+					((double) calls * 16);
+			}
+			for (int a = 0; a < NRUNS; a++)
+				for (int b = a + 1; b < NRUNS; b++)
+					if (runs[b] < runs[a])
+					{
+						double		t = runs[a];
+
+						runs[a] = runs[b];
+						runs[b] = t;
+					}
+			ns = runs[NRUNS / 2];
+			if (l == 0)
+				scalar_ns = ns;
+			best_ns = ns;
+			printf(" %9.1f", ns);
+			fflush(stdout);
+		}
+		if (nlevels > 1)
+			printf("  %13.1fx", scalar_ns / best_ns);
+		printf("\n");
+		free(lut);
+		free(codes);
+	}
 	return 0;
 }

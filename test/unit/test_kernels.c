@@ -523,6 +523,88 @@ compiler_says_supported(OmenSimdLevel level)
 #endif
 }
 
+/*
+ * lut16 (omen_diskann's table distances of 16 codes) against a double
+ * reference, for code lengths 1..70 bytes and a few long ones: random
+ * tables in [-10, 10], random code bytes.  The sum of 2 * nbytes table
+ * entries is bounded like the distances: |got - ref| <= gamma(2n + 2) *
+ * sum |entries looked up|.  Also one exact case: integer tables give
+ * integer sums.
+ */
+static void
+test_lut16(const OmenKernels *k)
+{
+	static const int longer[] = {97, 98, 196, 392, 1000, 4000};
+	int			worst_nbytes = 0;
+	double		worst = 0.0;
+	int			good = 1;
+	int			exact = 1;
+
+	for (int t = 0; t < 70 + (int) (sizeof(longer) / sizeof(longer[0])); t++)
+	{
+		int			nbytes = t < 70 ? t + 1 : longer[t - 70];
+		float	   *lut = malloc(sizeof(float) * 32 * nbytes);
+		uint8_t    *codes = malloc(16 * nbytes);
+		float		out[16];
+
+		for (int i = 0; i < 32 * nbytes; i++)
+			lut[i] = (float) (rng_unit() * 20.0 - 10.0);
+		for (int i = 0; i < 16 * nbytes; i++)
+			codes[i] = (uint8_t) rng_next();
+		k->lut16(lut, codes, nbytes, out);
+		for (int i = 0; i < 16; i++)
+		{
+			double		ref = 0.0,
+						mag = 0.0,
+						tol,
+						err;
+
+			for (int b = 0; b < nbytes; b++)
+			{
+				uint8_t		c = codes[b * 16 + i];
+				double		x = lut[(2 * b) * 16 + (c & 15)];
+				double		y = lut[(2 * b + 1) * 16 + (c >> 4)];
+
+				ref += x + y;
+				mag += fabs(x) + fabs(y);
+			}
+			tol = gamma_k(2.0 * nbytes + 2, 0x1.0p-24) * mag;
+			err = fabs((double) out[i] - ref);
+			if (err > tol)
+				good = 0;
+			if (tol > 0 && err / tol > worst)
+			{
+				worst = err / tol;
+				worst_nbytes = nbytes;
+			}
+		}
+
+		/* integers: exact */
+		for (int i = 0; i < 32 * nbytes; i++)
+			lut[i] = (float) rng_int(-50, 50);
+		k->lut16(lut, codes, nbytes, out);
+		for (int i = 0; i < 16; i++)
+		{
+			long		ref = 0;
+
+			for (int b = 0; b < nbytes; b++)
+			{
+				uint8_t		c = codes[b * 16 + i];
+
+				ref += (long) lut[(2 * b) * 16 + (c & 15)] +
+					(long) lut[(2 * b + 1) * 16 + (c >> 4)];
+			}
+			if ((double) out[i] != (double) ref)
+				exact = 0;
+		}
+		free(lut);
+		free(codes);
+	}
+	ok(good, "%s: lut16 on random tables, 1..70 and up to 4000 code bytes, within the bound (worst %.3f of it, %d bytes)",
+	   k->name, worst, worst_nbytes);
+	ok(exact, "%s: lut16 on integer tables is exact", k->name);
+}
+
 /* Tests of the detection and dispatch API */
 static void
 test_detection(void)
@@ -540,7 +622,7 @@ test_detection(void)
 			highest = level;
 			ok(k != NULL && k->level == (OmenSimdLevel) level &&
 			   strcmp(k->name, level_names[level]) == 0 &&
-			   k->l2sq && k->ip && k->l1 && k->cosine_parts,
+			   k->l2sq && k->ip && k->l1 && k->cosine_parts && k->lut16,
 			   "%s: CPU supports it, OmenKernelsFor returns its complete kernel set",
 			   level_names[level]);
 		}
@@ -573,8 +655,8 @@ main(void)
 	for (int level = 0; level < OMEN_SIMD_NLEVELS; level++)
 		nsupported += OmenCpuSupports((OmenSimdLevel) level);
 
-	/* detection: 2 per level + 4; per level: 2 small + 1 integer + 2 * 4 random + 1 guard */
-	plan = 2 * OMEN_SIMD_NLEVELS + 4 + nsupported * (2 + 1 + 2 * NKERNELS + 1);
+	/* detection: 2 per level + 4; per level: 2 small + 1 integer + 2 * 4 random + 1 guard + 2 lut16 */
+	plan = 2 * OMEN_SIMD_NLEVELS + 4 + nsupported * (2 + 1 + 2 * NKERNELS + 1 + 2);
 	printf("1..%d\n", plan);
 	printf("# %d lengths per random test; best level here: %s\n",
 		   nlengths, level_names[OmenBestSimdLevel()]);
@@ -593,6 +675,7 @@ main(void)
 		for (int kernel = 0; kernel < NKERNELS; kernel++)
 			test_random(k, kernel, fill_mixed, "mixed-magnitude (1e-6..1e6)");
 		test_guard_pages(k);
+		test_lut16(k);
 	}
 
 	if (test_number != plan)
