@@ -34,8 +34,8 @@ my $node = omen_node('hnsw_crash', allows_streaming => 1,
 	conf => "autovacuum = off\njit = off\nmax_connections = 20\nmax_wal_size = '1GB'\n"
 	  . "checkpoint_timeout = '1h'\nshared_buffers = '128MB'\nbgwriter_lru_maxpages = 0");
 
-$node->safe_psql('postgres', 'SELECT setseed(0.31)');
-$node->safe_psql('postgres', "CREATE EXTENSION omen;\n" . omen_clusters_sql($dim));
+# setseed lasts for its session: seed in the session that draws the centres
+$node->safe_psql('postgres', "SELECT setseed(0.31);\nCREATE EXTENSION omen;\n" . omen_clusters_sql($dim));
 # 100 held-out query vectors from the same distribution as the rows
 $node->safe_psql('postgres', qq{
 	SELECT setseed(0.32);

@@ -32,8 +32,8 @@ my $standby = omen_standby($primary, 'standby');
 $standby->append_conf('postgresql.conf', 'max_standby_streaming_delay = -1');
 $standby->reload;
 
-$primary->safe_psql('postgres', 'SELECT setseed(0.41)');
-$primary->safe_psql('postgres', "CREATE EXTENSION omen;\n" . omen_clusters_sql($dim));
+# setseed lasts for its session: seed in the session that draws the centres
+$primary->safe_psql('postgres', "SELECT setseed(0.41);\nCREATE EXTENSION omen;\n" . omen_clusters_sql($dim));
 $primary->safe_psql('postgres', qq{
 	SELECT setseed(0.42);
 	CREATE TABLE queries AS SELECT qid, omen_rvec() AS v FROM generate_series(1, 5) qid;

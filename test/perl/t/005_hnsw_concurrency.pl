@@ -25,8 +25,8 @@ my $node = omen_node('hnsw_concurrency',
 	conf => "autovacuum = off\njit = off\nmax_connections = 20");
 my $log_offset = -s $node->logfile;
 
-$node->safe_psql('postgres', 'SELECT setseed(0.51)');
-$node->safe_psql('postgres', "CREATE EXTENSION omen;\n" . omen_clusters_sql($dim));
+# setseed lasts for its session: seed in the session that draws the centres
+$node->safe_psql('postgres', "SELECT setseed(0.51);\nCREATE EXTENSION omen;\n" . omen_clusters_sql($dim));
 $node->safe_psql('postgres', qq{
 	SELECT setseed(0.52);
 	CREATE TABLE queries AS SELECT qid, omen_rvec() AS v FROM generate_series(1, 50) qid;
