@@ -92,20 +92,31 @@ PlaceTuples(HnswShared *hs, HnswElementTuple etup, Size esize,
 		OffsetNumber eoff = InvalidOffsetNumber;
 		OffsetNumber noff = InvalidOffsetNumber;
 
-		/* space VACUUM freed first, then the last page, then a new one */
+		/*
+		 * Space VACUUM freed first, then the last page, then a new one.  The
+		 * free space map is a hint: concurrent inserters are sent to the
+		 * same page, and all but the first find it full.  Each miss corrects
+		 * the map and asks again, a few times, before the index is extended.
+		 */
+		for (int tries = 0; tries < 8 && !BufferIsValid(buf); tries++)
 		{
 			BlockNumber fsmblk = GetPageWithFreeSpace(index, want);
 
-			if (fsmblk != InvalidBlockNumber && fsmblk != HNSW_METAPAGE_BLKNO &&
-				fsmblk < nblocks)
+			if (fsmblk == InvalidBlockNumber)
+				break;
+			if (fsmblk == HNSW_METAPAGE_BLKNO || fsmblk >= nblocks)
+			{
+				RecordPageWithFreeSpace(index, fsmblk, 0);
+				continue;
+			}
 			{
 				buf = ReadBuffer(index, fsmblk);
 				LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 				page = BufferGetPage(buf);
 				if (PageIsNew(page) || PageGetFreeSpace(page) < want)
 				{
-					if (!PageIsNew(page))
-						RecordPageWithFreeSpace(index, fsmblk, PageGetFreeSpace(page));
+					RecordPageWithFreeSpace(index, fsmblk,
+											PageIsNew(page) ? 0 : PageGetFreeSpace(page));
 					UnlockReleaseBuffer(buf);
 					buf = InvalidBuffer;
 				}
