@@ -104,7 +104,7 @@ CREATE INDEX ON db USING omen_diskann (id);
 CREATE INDEX ON db USING omen_diskann (v, v);
 SET omen.diskann_search_list_size = 0;
 SET omen.diskann_search_list_size = 1001;
-SET omen.diskann_rerank = 0;
+SET omen.diskann_rerank = -1;
 
 -- NULLs are not indexed; zero vectors are not indexed under cosine, and
 -- queries still return the indexed rows

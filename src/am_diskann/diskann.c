@@ -53,12 +53,13 @@ DiskannDefineGucs(void)
 							DISKANN_DEFAULT_SEARCH_LIST, 1, DISKANN_MAX_SEARCH_LIST,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("omen.diskann_rerank",
-							"How many candidates an omen_diskann scan re-scores with full vectors at a time.",
+							"How many candidates an omen_diskann scan re-scores with full vectors at a time (0: the whole list).",
 							"The best candidates by code distance are re-scored "
 							"with their full vectors, and returned in exact "
-							"order, in groups of this size.",
+							"order, in groups of this size; 0 re-scores the "
+							"whole search list as one group.",
 							&diskann_rerank,
-							DISKANN_DEFAULT_RERANK, 1, DISKANN_MAX_SEARCH_LIST,
+							DISKANN_DEFAULT_RERANK, 0, DISKANN_MAX_SEARCH_LIST,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 }
 
@@ -139,7 +140,9 @@ diskanncostestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	index_close(index, NoLock);
 	OmenGraphCostEstimate(root, path, loop_count,
 						  (double) diskann_search_list_size * r / 4 +
-						  Min(diskann_rerank, diskann_search_list_size),
+						  (diskann_rerank > 0 ?
+						   Min(diskann_rerank, diskann_search_list_size) :
+						   diskann_search_list_size),
 						  indexStartupCost, indexTotalCost, indexSelectivity,
 						  indexCorrelation, indexPages);
 }

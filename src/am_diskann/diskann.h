@@ -32,7 +32,7 @@
 /* Settings */
 #define DISKANN_DEFAULT_SEARCH_LIST		100
 #define DISKANN_MAX_SEARCH_LIST			1000
-#define DISKANN_DEFAULT_RERANK			100
+#define DISKANN_DEFAULT_RERANK			0	/* the whole list */
 
 /* IP-DiskANN delete (ALGORITHMS.md section 3) */
 #define DISKANN_DELETE_LIST				128 /* L_d */

@@ -6,7 +6,8 @@
  * omen.diskann_search_list_size candidates.  The candidates come out in
  * groups of omen.diskann_rerank, best code distance first: each group's
  * full vectors are read (read-ahead issued for all of them first), and the
- * group's rows are returned in ascending full-precision distance.  When the
+ * group's rows are returned in ascending full-precision distance (0, the
+ * default, makes the whole list one group).  When the
  * executor asks for more, the next group follows; when the list is used
  * up, the same search resumes for the next list of candidates not yet
  * returned (OmenGraphSearchNextBatch), until the graph is exhausted or
@@ -208,7 +209,8 @@ SweepUnreached(DiskannScanOpaque so, Relation index, OmenCand **out)
 static void
 NextGroup(DiskannScanOpaque so)
 {
-	int			k = Min(Max(diskann_rerank, 1), so->nbatch - so->bpos);
+	int			group = diskann_rerank > 0 ? diskann_rerank : so->nbatch;
+	int			k = Min(group, so->nbatch - so->bpos);
 	int			keep = 0;
 
 	if (so->group)

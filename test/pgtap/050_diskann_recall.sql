@@ -52,7 +52,7 @@ CREATE INDEX dr_cos ON dr_items USING omen_diskann (v vector_cosine_ops);
 CREATE INDEX dr_l1 ON dr_items USING omen_diskann (v vector_l1_ops);
 
 SELECT is(current_setting('omen.diskann_search_list_size') || ' ' || current_setting('omen.diskann_rerank'),
-          '100 100', 'omen.diskann_search_list_size and omen.diskann_rerank are at their defaults, 100 and 100');
+          '100 0', 'omen.diskann_search_list_size and omen.diskann_rerank are at their defaults, 100 and 0 (the whole list)');
 SELECT is((SELECT string_agg(format('%s R=%s L=%s alpha=%s bits=%s trained=%s', metric, max_neighbors,
                                     build_list_size, alpha::numeric(3,2), quantization_bits, trained), ', '
                              ORDER BY metric)
