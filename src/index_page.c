@@ -11,9 +11,12 @@
  */
 #include "postgres.h"
 
+#include <sys/statvfs.h>
+
 #include "access/xloginsert.h"
 #include "miscadmin.h"
 #include "omen_index.h"
+#include "storage/dsm_impl.h"
 #include "storage/lmgr.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -154,6 +157,27 @@ OmenPrefetchBlock(Relation index, BlockNumber blkno)
 		rb->recent[blkno] != InvalidBuffer)
 		return;
 	(void) PrefetchBuffer(index, MAIN_FORKNUM, blkno);
+}
+
+/*
+ * Whether dynamic shared memory can take a segment of this size here (a
+ * parallel build's graph).  POSIX segments live in /dev/shm, which is often
+ * small in containers; a build that would not fit there builds serially.
+ */
+bool
+OmenDsmHasRoom(Size size)
+{
+#ifdef USE_DSM_POSIX
+	if (dynamic_shared_memory_type == DSM_IMPL_POSIX)
+	{
+		struct statvfs st;
+
+		if (statvfs("/dev/shm", &st) == 0 &&
+			(double) st.f_bavail * st.f_frsize < (double) size * 1.1)
+			return false;
+	}
+#endif
+	return true;
 }
 
 /* Begin a generic WAL record */

@@ -339,6 +339,13 @@ extern void OmenGraphCostEstimate(struct PlannerInfo *root,
 								  double *indexCorrelation,
 								  double *indexPages);
 
+/* A handler's IndexAmRoutine with the properties both methods share */
+struct IndexAmRoutine;
+extern struct IndexAmRoutine *OmenNewAmRoutine(void);
+
+/* Whether a dynamic shared memory segment of this size fits (/dev/shm) */
+extern bool OmenDsmHasRoom(Size size);
+
 /* The cap on how many rows one index scan returns (omen.max_scan_tuples) */
 extern int	omen_max_scan_tuples;
 

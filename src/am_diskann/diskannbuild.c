@@ -19,7 +19,6 @@
 #include "postgres.h"
 
 #include <math.h>
-#include <sys/statvfs.h>
 
 #include "access/parallel.h"
 #include "access/table.h"
@@ -33,7 +32,6 @@
 #include "optimizer/optimizer.h"
 #include "pgstat.h"
 #include "port/atomics.h"
-#include "storage/dsm_impl.h"
 #include "storage/lwlock.h"
 #include "storage/bufmgr.h"
 #include "utils/memutils.h"
@@ -433,24 +431,6 @@ DiskannParallelBuildMain(dsm_segment *seg, shm_toc *toc)
 	table_close(heap, heapLockmode);
 }
 
-/* Whether dynamic shared memory can take a segment of this size here */
-static bool
-DsmHasRoom(Size size)
-{
-#ifdef USE_DSM_POSIX
-	if (dynamic_shared_memory_type == DSM_IMPL_POSIX)
-	{
-		struct statvfs st;
-
-		/* posix segments live in /dev/shm, often small in containers */
-		if (statvfs("/dev/shm", &st) == 0 &&
-			(double) st.f_bavail * st.f_frsize < (double) size * 1.1)
-			return false;
-	}
-#endif
-	return true;
-}
-
 /*
  * Build the graph over the vectors in memory with parallel workers, if
  * PostgreSQL grants any and the shared segment fits.  The vectors move into
@@ -490,7 +470,7 @@ BuildGraphParallel(DiskannBuildState *bs, int32 *order)
 	off_locks = off;
 	off += sizeof(LWLockPadded) * (Size) n;
 	total = off;
-	if (!DsmHasRoom(total))
+	if (!OmenDsmHasRoom(total))
 		return false;
 
 	EnterParallelMode();

@@ -25,7 +25,6 @@
 #include "postgres.h"
 
 #include <math.h>
-#include <sys/statvfs.h>
 
 #include "access/parallel.h"
 #include "access/table.h"
@@ -39,7 +38,6 @@
 #include "pgstat.h"
 #include "port/atomics.h"
 #include "storage/bufmgr.h"
-#include "storage/dsm_impl.h"
 #include "storage/lwlock.h"
 #include "storage/spin.h"
 #include "utils/memutils.h"
@@ -984,24 +982,6 @@ HnswParallelBuildMain(dsm_segment *seg, shm_toc *toc)
 	table_close(heap, heapLockmode);
 }
 
-/* Whether dynamic shared memory can take a segment of this size here */
-static bool
-DsmHasRoom(Size size)
-{
-#ifdef USE_DSM_POSIX
-	if (dynamic_shared_memory_type == DSM_IMPL_POSIX)
-	{
-		struct statvfs st;
-
-		/* posix segments live in /dev/shm, often small in containers */
-		if (statvfs("/dev/shm", &st) == 0 &&
-			(double) st.f_bavail * st.f_frsize < (double) size * 1.1)
-			return false;
-	}
-#endif
-	return true;
-}
-
 /*
  * Build the graph with parallel workers, if the planner grants any and the
  * graph fits.  Returns false (having done nothing) to build serially, and
@@ -1037,7 +1017,7 @@ BuildParallel(HnswBuildState *bs, double *heaptuples)
 	maxnodes = (Size) (tuples * 1.2) + 1000;
 	graphsize = EstimateGraphSize(tuples * 1.2, bs->hs.m, bs->hs.dim) + 1024 * 1024;
 	if (graphsize + sizeof(Size) * maxnodes > (Size) maintenance_work_mem * 1024 ||
-		!DsmHasRoom(graphsize + sizeof(Size) * maxnodes))
+		!OmenDsmHasRoom(graphsize + sizeof(Size) * maxnodes))
 		return false;
 	bs->reltuples = tuples;
 
