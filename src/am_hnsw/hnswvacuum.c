@@ -6,10 +6,13 @@
  *        becomes DELETED: searches still walk through it but never return
  *        it, and its vector and neighbour lists stay for the repair.
  * Pass 2 repairs each live element whose list points at a DELETED one: the
- *        new list is RobustPrune over its live neighbours plus the live
+ *        new list is RobustPrune over its live neighbours, the live
  *        neighbours of the deleted ones (the nodes a search would have
- *        reached through them).  A deleted entry point is replaced by the
- *        live element with the highest level.
+ *        reached through them) and what a search of that layer from the
+ *        element finds (ef_construction), followed by the live neighbours
+ *        it had while there is room, so a repair replaces what was
+ *        deleted without thinning the list.  A deleted entry point is
+ *        replaced by the live element with the highest level.
  * Pass 2b finds live elements that no live element links to any more on
  *        layer 0 (their in-edges went through deleted nodes and the repair
  *        pruned them away) and links each into the lists of its three
@@ -208,8 +211,12 @@ RepairElement(VacuumState *vs, ItemPointer etid, HnswNode *node,
 		memcpy(slots, &ntup->tids[start], sizeof(ItemPointerData) * cap);
 		UnlockReleaseBuffer(buf);
 
-		/* at most the list itself plus each deleted member's list */
-		cand = palloc(sizeof(ItemPointerData) * cap * (cap + 1));
+		/*
+		 * at most the list itself, each deleted member's list, and what a
+		 * search from this element finds
+		 */
+		cand = palloc(sizeof(ItemPointerData) *
+					  (cap * (cap + 1) + hs->ef_construction));
 
 		for (int i = 0; i < cap; i++)
 		{
@@ -238,6 +245,34 @@ RepairElement(VacuumState *vs, ItemPointer etid, HnswNode *node,
 		}
 		if (!touched)
 			continue;
+
+		/*
+		 * The deleted members' own lists are a small pool, and pruning it
+		 * again and again thins the graph (a Fashion-MNIST stream of ten
+		 * rounds of 10% left layer 0 at 6.9 neighbours against 11.3 for a
+		 * fresh build).  So also search this layer from the element, as an
+		 * insert does, and offer what the search finds.
+		 */
+		{
+			HnswDiskSearch ds;
+			OmenCand   *found;
+			int			nfound;
+
+			HnswDiskSearchInit(&ds, hs, evec, hs->ef_construction, false);
+			if (HnswDiskDescend(&ds, layer, hs->ef_construction))
+			{
+				OmenGraphSearchRun(&ds.search, layer);
+				nfound = OmenGraphSearchTakeResults(&ds.search, &found);
+				for (int i = 0; i < nfound; i++)
+				{
+					ItemPointer t = &ds.nodes[found[i].aux].tid;
+
+					if (!ItemPointerEquals(t, etid) && !IsDeleted(vs, t))
+						cand[ncand++] = *t;
+				}
+			}
+			HnswDiskSearchFree(&ds);
+		}
 
 		/* distances from this element; unique live candidates only */
 		{
@@ -284,6 +319,24 @@ RepairElement(VacuumState *vs, ItemPointer etid, HnswNode *node,
 									  chosen);
 			for (int i = 0; i < nchosen; i++)
 				list[i] = tids[chosen[i]];
+
+			/*
+			 * Keep the live neighbours the list had, after the new choice,
+			 * while there is room: the repair replaces what was deleted, it
+			 * does not thin what was there (inserts add back-links the same
+			 * way, without pruning a list that is not full).
+			 */
+			for (int i = 0; i < cap && nchosen < cap; i++)
+			{
+				bool		have = false;
+
+				if (!ItemPointerIsValid(&slots[i]) || IsDeleted(vs, &slots[i]))
+					continue;
+				for (int k = 0; k < nchosen && !have; k++)
+					have = ItemPointerEquals(&list[k], &slots[i]);
+				if (!have)
+					list[nchosen++] = slots[i];
+			}
 			/* a concurrent insert changed the list: leave it to next time */
 			(void) HnswWriteNeighborLayer(hs, &node->neighbortid, layer, slots,
 										  list, nchosen);
