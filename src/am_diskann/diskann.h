@@ -252,8 +252,6 @@ extern void DiskannLutFree(DiskannLut *lut);
 extern Size DiskannQuantFloats(int dim, int bits);
 extern void DiskannQuantSerialize(const DiskannQuant *q, float *out);
 extern DiskannQuant *DiskannQuantDeserialize(const float *in, int dim, int bits);
-extern double DiskannQuantError(const DiskannQuant *q, const float *vecs,
-								int n);
 
 /*
  * Distance from the table's query to a code: two lookups per code byte,

@@ -292,9 +292,9 @@ DiskannNodeDistance(DiskannShared *ds, DiskannSearch *s, DiskannNodeTuple ntup,
 
 	if (ds->bits == 0)
 	{
+		/* the code starts 4-byte aligned (even slot count, see diskann.h) */
 		*exact = true;
-		memcpy(s->scratch, code, sizeof(float) * ds->dim);
-		return OmenDistanceCalc(&ds->dist, s->query, s->scratch);
+		return OmenDistanceCalc(&ds->dist, s->query, (const float *) code);
 	}
 	*exact = false;
 	if (s->lut.table == NULL || !(ntup->flags & DISKANN_NODE_CODED))
