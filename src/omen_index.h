@@ -306,6 +306,8 @@ extern Buffer OmenReadBuffer(Relation index, BlockNumber blkno);
 
 /* Ask for a block that is likely not in shared buffers to be read ahead */
 extern void OmenPrefetchBlock(Relation index, BlockNumber blkno);
+extern void OmenPrefetchTuple(Relation index, BlockNumber blkno,
+							  OffsetNumber off);
 
 /* Add a new, exclusively locked buffer at the end of the fork */
 extern Buffer OmenNewBuffer(Relation index, ForkNumber fork);

@@ -337,15 +337,10 @@ PageVisit(void *arg, const uint64 *ids, int n, OmenVisit *out)
 
 	Assert(n <= (int) lengthof(bufs));
 	for (int i = 0; i < n; i++)
-		OmenPrefetchBlock(ds->index, (BlockNumber) (ids[i] >> 16));
+		OmenPrefetchTuple(ds->index, (BlockNumber) (ids[i] >> 16),
+						  (OffsetNumber) (ids[i] & 0xFFFF));
 	for (int i = 0; i < n; i++)
-	{
-		Page		page;
-
 		bufs[i] = OmenReadBuffer(ds->index, (BlockNumber) (ids[i] >> 16));
-		page = BufferGetPage(bufs[i]);
-		__builtin_prefetch(PageGetItemId(page, (OffsetNumber) (ids[i] & 0xFFFF)));
-	}
 	for (int i = 0; i < n; i++)
 	{
 		Page		page = BufferGetPage(bufs[i]);

@@ -288,12 +288,13 @@ HnswDiskSearchAddNode(HnswDiskSearch *ds, HnswNode *node)
 
 /*
  * OmenGraphOps.visit over pages.  The cost of a visit is memory latency
- * (the buffer lookup, the line pointer, kilobytes of vector), not the
- * distance, so the batch is processed in three stages that let those
- * misses overlap: pin every page and prefetch its line pointer; read the
- * line pointers and prefetch the element tuples; then lock, compute and
- * release one at a time.  The unlocked looks only choose addresses to
- * prefetch; nothing is used until the page is locked.
+ * (the buffer header, the line pointer, kilobytes of vector), not the
+ * distance, so the batch is processed in stages that let those misses
+ * overlap: prefetch every buffer header and line pointer (through this
+ * backend's buffer hints); pin every page; read the line pointers and
+ * prefetch the element tuples; then lock, compute and release one at a
+ * time.  The unlocked looks only choose addresses to prefetch; nothing is
+ * used until the page is locked.
  */
 static void
 DiskVisit(void *arg, const uint64 *ids, int n, OmenVisit *out)
@@ -305,13 +306,10 @@ DiskVisit(void *arg, const uint64 *ids, int n, OmenVisit *out)
 
 	Assert(n <= HNSW_MAX_M * 2);
 	for (int i = 0; i < n; i++)
-	{
-		Page		page;
-
+		OmenPrefetchTuple(hs->index, (BlockNumber) (ids[i] >> 16),
+						  (OffsetNumber) (ids[i] & 0xFFFF));
+	for (int i = 0; i < n; i++)
 		bufs[i] = OmenReadBuffer(hs->index, (BlockNumber) (ids[i] >> 16));
-		page = BufferGetPage(bufs[i]);
-		__builtin_prefetch(PageGetItemId(page, (OffsetNumber) (ids[i] & 0xFFFF)));
-	}
 	for (int i = 0; i < n; i++)
 	{
 		Page		page = BufferGetPage(bufs[i]);
