@@ -20,8 +20,9 @@ CREATE INDEX db_l2 ON db USING omen_diskann (v);
 SELECT live_nodes, deleted_nodes, free_slots, dimensions, max_neighbors,
        build_list_size, alpha::numeric(3,2), quantization_bits, code_bytes,
        trained, uncoded_nodes, quantizer_error < 0.2 AS codes_fit,
-       entry_live, metric, node_pages + vector_pages + 2 = pages AS page_kinds,
-       avg_degree BETWEEN 8 AND 42 AS degree_ok
+       entry_live, metric,
+       pages - node_pages - vector_pages - 1 BETWEEN 1 AND 5 AS page_kinds,
+       avg_degree BETWEEN 8 AND 42 AS degree_ok, coarse_centres
 FROM omen_diskann_info('db_l2');
 
 -- the planner uses it for ORDER BY <-> LIMIT, and for nothing else

@@ -274,5 +274,5 @@ CREATE FUNCTION omen_diskann_info(index regclass,
 	OUT build_list_size int, OUT alpha float8, OUT quantization_bits int,
 	OUT code_bytes int, OUT trained bool, OUT uncoded_nodes bigint,
 	OUT quantizer_error float8, OUT entry_live bool, OUT metric text,
-	OUT node_bytes bigint)
+	OUT node_bytes bigint, OUT coarse_centres int)
 	AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;

@@ -215,8 +215,8 @@ omen_diskann_info(PG_FUNCTION_ARGS)
 	int			nsample = 0;
 	double		qerr = -1;
 	bool		entry_live = false;
-	Datum		values[19];
-	bool		nulls[19] = {0};
+	Datum		values[20];
+	bool		nulls[20] = {0};
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -338,6 +338,7 @@ omen_diskann_info(PG_FUNCTION_ARGS)
 	values[16] = BoolGetDatum(entry_live);
 	values[17] = CStringGetTextDatum(OmenMetricName((OmenMetric) meta.metric));
 	values[18] = Int64GetDatum(nodepages * BLCKSZ);
+	values[19] = Int32GetDatum(meta.trained ? meta.ncoarse : 0);
 
 	index_close(index, AccessShareLock);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));

@@ -10,6 +10,8 @@
 
 #include "postgres.h"
 
+#include <math.h>
+
 #include "access/amapi.h"
 #include "access/generic_xlog.h"
 #include "access/reloptions.h"
@@ -42,6 +44,10 @@
 
 /* Vectors the quantiser is trained on, at most */
 #define DISKANN_TRAIN_SAMPLE			20000
+/* Coarse centres: at most this many, and a sample of this many per centre */
+#define DISKANN_MAX_COARSE				256
+#define DISKANN_COARSE_POINTS			40
+#define DISKANN_COARSE_ITERS			8
 /* An index built empty trains its quantiser once it holds this many */
 #define DISKANN_TRAIN_MIN				1000
 
@@ -69,7 +75,7 @@ typedef struct DiskannOptions
 
 #define DISKANN_METAPAGE_BLKNO		0
 #define DISKANN_MAGIC				0x44534B4E	/* "DSKN" */
-#define DISKANN_VERSION				1
+#define DISKANN_VERSION				2
 
 /*
  * The meta page: parameters fixed when the index is created, where the
@@ -89,7 +95,7 @@ typedef struct DiskannMetaPageData
 	uint8		trained;		/* the quantiser pages hold a quantiser */
 	uint8		unused[3];
 	ItemPointerData entry;		/* invalid: the index is empty */
-	uint16		unused2;
+	uint16		ncoarse;		/* the quantiser's coarse centres */
 	BlockNumber quant_start;	/* first quantiser page */
 	uint32		quant_pages;
 	BlockNumber node_insert;	/* node page new nodes are appended to */
@@ -156,9 +162,27 @@ typedef DiskannVectorTupleData *DiskannVectorTuple;
 	(BLCKSZ - MAXALIGN(SizeOfPageHeaderData) - MAXALIGN(sizeof(OmenPageOpaqueData)))
 
 /*
- * The quantiser: per dimension, 2^bits - 1 cut points and 2^bits band
- * centres learned from a sample.  A stored vector's code names the band
- * of each coordinate; a query is never quantised (asymmetric distance).
+ * The head of a centred code (metrics l2, cosine and inner product): the
+ * nearest coarse centre c, and the part of the distance that depends on
+ * the node alone.  The band codes after it describe the residual x - c.
+ */
+typedef struct DiskannCodeHead
+{
+	uint16		coarse;			/* index of the coarse centre */
+	uint16		unused;
+	float4		bias;			/* l2: 2 c.r + |r|^2; inner product: 0 */
+} DiskannCodeHead;
+
+#define DISKANN_CODE_HEAD	((int) sizeof(DiskannCodeHead))
+
+/*
+ * The quantiser: up to DISKANN_MAX_COARSE coarse centres (k-means) and,
+ * per dimension, 2^bits - 1 cut points and 2^bits band centres learned
+ * from a sample of residuals (vector minus its coarse centre).  A stored
+ * vector's code names its coarse centre and the band of each coordinate
+ * of its residual; a query is never quantised (asymmetric distance).
+ * Under l1 (whose distance does not split over a sum) there are no coarse
+ * centres: the bands describe the vector itself.
  */
 typedef struct DiskannQuant
 {
@@ -166,21 +190,32 @@ typedef struct DiskannQuant
 	int			bits;
 	int			levels;			/* 2^bits */
 	int			perbyte;		/* dimensions per code byte */
-	int			codebytes;
+	int			headbytes;		/* DISKANN_CODE_HEAD, or 0 (l1) */
+	int			bandbytes;		/* bytes of band codes */
+	int			codebytes;		/* headbytes + bandbytes */
+	OmenMetric	metric;
+	int			ncoarse;		/* coarse centres (0 when headbytes = 0) */
 	float	   *cuts;			/* dim x (levels - 1), ascending */
 	float	   *centres;		/* dim x levels */
+	float	   *coarse;			/* ncoarse x dim */
 } DiskannQuant;
 
 /*
- * Per-query lookup table: for each half byte of a code (two dimensions at 2
- * bits), the 16 partial distances its values stand for.  At 784 dimensions
- * that is 392 x 16 floats, 25 KB, which stays in the L1 cache while the
- * node pages stream through.
+ * Per-query lookup table: for each half byte of a band code (two
+ * dimensions at 2 bits), the 16 partial distances its values stand for,
+ * and each coarse centre's term.  At 784 dimensions the table is 392 x 16
+ * floats, 25 KB, which stays in the L1 cache while the node pages stream
+ * through.
  */
 typedef struct DiskannLut
 {
-	int			codebytes;
+	int			headbytes;		/* as in DiskannQuant */
+	int			codebytes;		/* band code bytes (lut16's nbytes) */
 	float	   *table;			/* codebytes * 2 * 16 */
+	float	   *coarse;			/* per coarse centre (NaN: not yet), or NULL */
+	int			ncoarse;
+	const DiskannQuant *quant;
+	const float *query;
 } DiskannLut;
 
 /* Settings */
@@ -202,6 +237,7 @@ typedef struct DiskannShared
 	float		alpha;
 	int			bits;
 	int			codebytes;		/* code bytes in a node tuple */
+	int			headbytes;		/* of which the code head */
 	bool		trained;
 	DiskannQuant *quant;		/* NULL until trained, or bits = 0 */
 	ItemPointerData entry;
@@ -230,7 +266,8 @@ typedef struct DiskannSearch
 	int			nnodes;
 	int			maxnodes;
 	float	   *scratch;		/* dim floats */
-	uint8	   *tcodes;			/* codes of up to 16 nodes, byte-major */
+	uint8	   *tcodes;			/* band codes of up to 16 nodes, byte-major */
+	float		tbase[16];		/* and the terms of their code heads */
 	bool		record_lists;	/* keep every expanded node's list */
 	uint64	   *lists;			/* cap ids per node, by aux (record_lists) */
 	uint16	   *listcounts;
@@ -239,9 +276,10 @@ typedef struct DiskannSearch
 } DiskannSearch;
 
 /* diskannquant.c */
-extern int	DiskannCodeBytes(int dim, int bits);
+extern bool DiskannCentred(int bits, OmenMetric metric);
+extern int	DiskannCodeBytes(int dim, int bits, OmenMetric metric);
 extern DiskannQuant *DiskannQuantTrain(const float *vecs, int n, int dim,
-									   int bits);
+									   int bits, OmenMetric metric);
 extern void DiskannQuantEncode(const DiskannQuant *q, const float *vec,
 							   uint8 *code);
 extern void DiskannQuantDecode(const DiskannQuant *q, const uint8 *code,
@@ -249,21 +287,48 @@ extern void DiskannQuantDecode(const DiskannQuant *q, const uint8 *code,
 extern void DiskannLutInit(DiskannLut *lut, const DiskannQuant *q,
 						   OmenMetric metric, const float *query);
 extern void DiskannLutFree(DiskannLut *lut);
-extern Size DiskannQuantFloats(int dim, int bits);
+extern Size DiskannQuantFloats(int dim, int bits, int ncoarse);
 extern void DiskannQuantSerialize(const DiskannQuant *q, float *out);
-extern DiskannQuant *DiskannQuantDeserialize(const float *in, int dim, int bits);
+extern void DiskannQuantSetup(DiskannQuant *q, int dim, int bits,
+							  OmenMetric metric, int ncoarse, float *data);
+
+extern float DiskannLutCoarse(DiskannLut *lut, int k);
 
 /*
- * Distance from the table's query to a code: two lookups per code byte,
- * into eight running sums so the adds do not wait on each other.
+ * The term of a code's head in its distance (0 without a head).  A coarse
+ * centre's term is computed the first time a search meets it: a search
+ * meets a few dozen of the centres, and reading all of them (800 KB at 784
+ * dimensions) would cost more than the walk.
  */
 static inline float
-DiskannLutDistance(const DiskannLut *lut, const uint8 *code)
+DiskannLutBase(DiskannLut *lut, const uint8 *code)
+{
+	const DiskannCodeHead *h = (const DiskannCodeHead *) code;
+	float		c;
+
+	if (lut->headbytes == 0)
+		return 0;
+	if (unlikely(h->coarse >= lut->ncoarse ||
+				 isnan(c = lut->coarse[h->coarse])))
+		c = DiskannLutCoarse(lut, h->coarse);
+	return c + h->bias;
+}
+
+/*
+ * Distance from the table's query to a code: its head's term, then two
+ * lookups per band code byte, into eight running sums so the adds do not
+ * wait on each other.
+ */
+static inline float
+DiskannLutDistance(DiskannLut *lut, const uint8 *code)
 {
 	const float *t = lut->table;
 	int			n = lut->codebytes;
 	float		s[8] = {0};
 	int			b = 0;
+
+	s[0] = DiskannLutBase(lut, code);
+	code += lut->headbytes;
 
 	for (; b + 4 <= n; b += 4, t += 8 * 16)
 	{
@@ -288,7 +353,8 @@ DiskannLutDistance(const DiskannLut *lut, const uint8 *code)
 extern DiskannOptions *DiskannGetOptions(Relation index);
 extern void DiskannReadMeta(Relation index, DiskannMetaPageData *meta);
 extern void DiskannInitShared(DiskannShared *ds, Relation index);
-extern void DiskannCheckDim(Relation index, int dim, int bits, int cap);
+extern void DiskannCheckDim(Relation index, int dim, int bits, int cap,
+							OmenMetric metric);
 extern void DiskannWriteQuant(Relation index, const DiskannQuant *q,
 							  BlockNumber *start, uint32 *npages, bool wal);
 extern DiskannQuant *DiskannLoadQuant(Relation index,

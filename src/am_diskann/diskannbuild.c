@@ -573,7 +573,8 @@ BuildGraph(DiskannBuildState *bs)
 	{
 		pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE,
 									 PROGRESS_DISKANN_PHASE_TRAIN);
-		bs->quant = DiskannQuantTrain(bs->vecs, n, bs->ds.dim, bs->ds.bits);
+		bs->quant = DiskannQuantTrain(bs->vecs, n, bs->ds.dim, bs->ds.bits,
+									  bs->ds.dist.metric);
 	}
 
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE,
@@ -646,7 +647,7 @@ WriteGraph(DiskannBuildState *bs)
 	DiskannShared *ds = &bs->ds;
 	Relation	index = bs->index;
 	int			n = bs->n;
-	int			codebytes = DiskannCodeBytes(ds->dim, ds->bits);
+	int			codebytes = DiskannCodeBytes(ds->dim, ds->bits, ds->dist.metric);
 	Size		nodesize = DISKANN_NODE_SIZE(ds->cap, codebytes);
 	Size		vecsize = DISKANN_VECTOR_SIZE(ds->dim);
 	int			npp = PerPage(nodesize);
@@ -749,6 +750,7 @@ WriteGraph(DiskannBuildState *bs)
 	meta->trained = bs->quant != NULL;
 	meta->quant_start = quant_start;
 	meta->quant_pages = quant_pages;
+	meta->ncoarse = bs->quant ? bs->quant->ncoarse : 0;
 	if (n > 0)
 		ItemPointerSet(&meta->entry, nodestart + bs->medoid / npp,
 					   bs->medoid % npp + 1);
@@ -864,7 +866,7 @@ BuildCallback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	/* a column without typmod: the first vector fixes the length */
 	if (ds->dim == 0)
 	{
-		DiskannCheckDim(index, v->dim, ds->bits, ds->cap);
+		DiskannCheckDim(index, v->dim, ds->bits, ds->cap, ds->dist.metric);
 		ds->dim = v->dim;
 		ds->dist.dim = v->dim;
 	}
@@ -926,7 +928,7 @@ InitBuildShared(DiskannShared *ds, Relation index)
 				 errdetail("build_list_size is %d and max_neighbors is %d.",
 						   ds->l, ds->r)));
 	if (ds->dim > 0)
-		DiskannCheckDim(index, ds->dim, ds->bits, ds->cap);
+		DiskannCheckDim(index, ds->dim, ds->bits, ds->cap, ds->dist.metric);
 }
 
 /* Write an empty meta page as block 0 of a fork */

@@ -564,7 +564,8 @@ DiskannMaybeTrain(Relation index)
 		UnlockReleaseBuffer(buf);
 	}
 
-	q = DiskannQuantTrain(vecs, n, meta.dim, meta.bits);
+	q = DiskannQuantTrain(vecs, n, meta.dim, meta.bits,
+						  (OmenMetric) meta.metric);
 	DiskannWriteQuant(index, q, &start, &npages, true);
 	{
 		Buffer		buf = ReadBuffer(index, DISKANN_METAPAGE_BLKNO);
@@ -577,6 +578,7 @@ DiskannMaybeTrain(Relation index)
 		m->trained = true;
 		m->quant_start = start;
 		m->quant_pages = npages;
+		m->ncoarse = q->ncoarse;
 		m->uncoded = 0;
 		OmenXLogFinish(&x);
 		UnlockReleaseBuffer(buf);
@@ -640,7 +642,7 @@ diskanninsert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 	DiskannInitShared(&ds, index);
 	if (ds.dim == 0)
 	{
-		DiskannCheckDim(index, v->dim, ds.bits, ds.cap);
+		DiskannCheckDim(index, v->dim, ds.bits, ds.cap, ds.dist.metric);
 		SetIndexDim(index, v->dim);
 		DiskannInitShared(&ds, index);
 	}

@@ -74,9 +74,9 @@ DiskannInitMetaPage(Page page, DiskannShared *ds)
 
 /* Check that node and vector tuples of this length fit on a page */
 void
-DiskannCheckDim(Relation index, int dim, int bits, int cap)
+DiskannCheckDim(Relation index, int dim, int bits, int cap, OmenMetric metric)
 {
-	Size		nsize = DISKANN_NODE_SIZE(cap, DiskannCodeBytes(dim, bits));
+	Size		nsize = DISKANN_NODE_SIZE(cap, DiskannCodeBytes(dim, bits, metric));
 	Size		vsize = DISKANN_VECTOR_SIZE(dim);
 
 	if (MAXALIGN(nsize) + sizeof(ItemIdData) > DISKANN_PAGE_CAPACITY ||
@@ -112,14 +112,13 @@ DiskannLoadQuant(Relation index, const DiskannMetaPageData *meta)
 	DiskannAmCache *cache = (DiskannAmCache *) index->rd_amcache;
 	Size		nfloats;
 	Size		got = 0;
-	int			levels;
 
 	if (!meta->trained || meta->bits == 0)
 		return NULL;
 	if (cache && cache->quant_start == meta->quant_start)
 		return &cache->quant;
 
-	nfloats = DiskannQuantFloats(meta->dim, meta->bits);
+	nfloats = DiskannQuantFloats(meta->dim, meta->bits, meta->ncoarse);
 	cache = MemoryContextAllocZero(index->rd_indexcxt,
 								   offsetof(DiskannAmCache, data) +
 								   sizeof(float) * nfloats);
@@ -145,15 +144,9 @@ DiskannLoadQuant(Relation index, const DiskannMetaPageData *meta)
 						RelationGetRelationName(index)),
 				 errhint("Please REINDEX it.")));
 
-	levels = 1 << meta->bits;
 	cache->quant_start = meta->quant_start;
-	cache->quant.dim = meta->dim;
-	cache->quant.bits = meta->bits;
-	cache->quant.levels = levels;
-	cache->quant.perbyte = 8 / meta->bits;
-	cache->quant.codebytes = DiskannCodeBytes(meta->dim, meta->bits);
-	cache->quant.cuts = cache->data;
-	cache->quant.centres = cache->data + (Size) meta->dim * (levels - 1);
+	DiskannQuantSetup(&cache->quant, meta->dim, meta->bits,
+					  (OmenMetric) meta->metric, meta->ncoarse, cache->data);
 
 	if (index->rd_amcache)
 		pfree(index->rd_amcache);
@@ -170,7 +163,7 @@ void
 DiskannWriteQuant(Relation index, const DiskannQuant *q, BlockNumber *start,
 				  uint32 *npages, bool wal)
 {
-	Size		nfloats = DiskannQuantFloats(q->dim, q->bits);
+	Size		nfloats = DiskannQuantFloats(q->dim, q->bits, q->ncoarse);
 	float	   *data = palloc(sizeof(float) * nfloats);
 	Size		perpage = (DISKANN_PAGE_CAPACITY) / sizeof(float);
 	Size		done = 0;
@@ -227,7 +220,10 @@ DiskannInitShared(DiskannShared *ds, Relation index)
 	ds->l = meta.build_list_size;
 	ds->alpha = meta.alpha;
 	ds->bits = meta.bits;
-	ds->codebytes = DiskannCodeBytes(ds->dim, ds->bits);
+	ds->codebytes = DiskannCodeBytes(ds->dim, ds->bits,
+									 (OmenMetric) meta.metric);
+	ds->headbytes = DiskannCentred(ds->bits, (OmenMetric) meta.metric) ?
+		DISKANN_CODE_HEAD : 0;
 	ds->trained = meta.trained || meta.bits == 0;
 	ds->quant = DiskannLoadQuant(index, &meta);
 	ds->entry = meta.entry;
@@ -310,7 +306,7 @@ ScoreStaged(DiskannSearch *s, const int *staged, int n, OmenVisit *out)
 
 	omen_kernels->lut16(s->lut.table, s->tcodes, s->lut.codebytes, d);
 	for (int k = 0; k < n; k++)
-		out[staged[k]].dist = d[k];
+		out[staged[k]].dist = s->tbase[k] + d[k];
 }
 
 /*
@@ -376,9 +372,11 @@ PageVisit(void *arg, const uint64 *ids, int n, OmenVisit *out)
 			{
 				/* stage the code; scored 16 at a time below */
 				const uint8 *code = DiskannNodeCode(ntup, ds->cap);
+				const uint8 *bands = code + ds->headbytes;
 
-				for (int b = 0; b < ds->codebytes; b++)
-					s->tcodes[b * 16 + nstaged] = code[b];
+				s->tbase[nstaged] = DiskannLutBase(&s->lut, code);
+				for (int b = 0; b < s->lut.codebytes; b++)
+					s->tcodes[b * 16 + nstaged] = bands[b];
 				staged[nstaged++] = i;
 				out[i].dist = 0;
 			}
