@@ -209,7 +209,10 @@ sub omen_log_problems
 	my ($node, $offset) = @_;
 	my $log = PostgreSQL::Test::Utils::slurp_file($node->logfile, $offset);
 
-	return grep { /FATAL|PANIC|TRAP|terminated by signal|inconsistent page/ }
+	# A connection refused while the server starts or stops (a standby's WAL
+	# receiver, a client polling) logs a FATAL that is not a problem.
+	return grep { !/the database system is (not yet accepting connections|starting up|shutting down)/ }
+	  grep { /FATAL|PANIC|TRAP|terminated by signal|inconsistent page/ }
 	  split /\n/, $log;
 }
 
@@ -221,7 +224,8 @@ sub omen_diskann_info
 	my ($node, $index, $db) = @_;
 	my @cols = qw(pages node_pages vector_pages live_nodes deleted_nodes free_slots
 	  avg_degree dimensions max_neighbors build_list_size alpha quantization_bits
-	  code_bytes trained uncoded_nodes quantizer_error entry_live metric node_bytes);
+	  code_bytes trained uncoded_nodes quantizer_error entry_live metric node_bytes
+	  coarse_centres);
 	my @vals = split /\|/, $node->safe_psql($db // 'postgres',
 		'SELECT ' . join(', ', @cols) . " FROM omen_diskann_info('$index')"), -1;
 	my %info;
