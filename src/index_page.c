@@ -62,6 +62,34 @@ OmenCheckPage(Relation index, Buffer buf, Page page, uint16 kind)
 				 errhint("Please REINDEX it.")));
 }
 
+/*
+ * Copy the meta page (block 0, of page kind `kind`) into meta, size bytes
+ * from the page's contents.  It starts with a uint32 magic number and a
+ * uint32 version, which must be magic and version.
+ */
+void
+OmenReadMeta(Relation index, uint16 kind, void *meta, Size size,
+			 uint32 magic, uint32 version, const char *amname)
+{
+	Buffer		buf = ReadBuffer(index, 0);
+	Page		page;
+	uint32		head[2];
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	OmenCheckPage(index, buf, page, kind);
+	memcpy(meta, PageGetContents(page), size);
+	UnlockReleaseBuffer(buf);
+
+	memcpy(head, meta, sizeof(head));
+	if (head[0] != magic || head[1] != version)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("index \"%s\" is not an %s index of version %u",
+						RelationGetRelationName(index), amname, version),
+				 errhint("Please REINDEX it.")));
+}
+
 /* Extend the fork by one page and return it exclusively locked */
 Buffer
 OmenNewBuffer(Relation index, ForkNumber fork)

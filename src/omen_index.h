@@ -13,6 +13,7 @@
 #include "postgres.h"
 
 #include "access/generic_xlog.h"
+#include "access/genam.h"
 #include "storage/bufmgr.h"
 #include "utils/relcache.h"
 #include "simd/omen_simd.h"
@@ -106,6 +107,32 @@ typedef struct OmenCand
 	uint32		aux;			/* caller's flags / level */
 	uint64		id;				/* node id or packed ItemPointer */
 } OmenCand;
+
+/*
+ * The part of a scan's state both access methods share (index_scan.c); the
+ * first member of each one's scan state.
+ */
+typedef struct OmenScanBase
+{
+	MemoryContext ctx;			/* everything the scan builds lives here */
+	bool		started;
+	bool		done;
+	bool		searching;		/* the method's search is set up */
+	bool		swept;			/* the final sweep has been done */
+	float	   *query;
+	OmenCand   *batch;			/* the current batch of candidates */
+	int			nbatch;
+	int64		returned;
+} OmenScanBase;
+
+extern IndexScanDesc OmenBeginScan(Relation index, int nkeys, int norderbys,
+								   Size size, const char *ctxname);
+extern void OmenRescan(IndexScanDesc scan, ScanKey keys, ScanKey orderbys,
+					   Size size);
+extern void OmenScanStart(IndexScanDesc scan, const char *amname);
+extern void OmenScanQuery(IndexScanDesc scan, const OmenDistance *dist,
+						  int dim);
+extern void OmenEndScan(IndexScanDesc scan);
 
 /* A binary heap of candidates, nearest on top (min) or furthest (max) */
 typedef struct OmenHeap
@@ -300,6 +327,8 @@ OmenPageGetTuple(Page page, OffsetNumber off)
 
 extern void OmenInitPage(Page page, uint16 kind);
 extern void OmenCheckPage(Relation index, Buffer buf, Page page, uint16 kind);
+extern void OmenReadMeta(Relation index, uint16 kind, void *meta, Size size,
+						 uint32 magic, uint32 version, const char *amname);
 
 /* Pin a block of the main fork (no lock), skipping the buffer-table probe when it can */
 extern Buffer OmenReadBuffer(Relation index, BlockNumber blkno);

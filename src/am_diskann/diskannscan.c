@@ -38,16 +38,9 @@
 
 typedef struct DiskannScanOpaqueData
 {
-	MemoryContext ctx;			/* everything below lives here */
-	bool		started;
-	bool		done;
-	bool		searching;		/* s is set up */
-	bool		swept;			/* the final sweep has been done */
+	OmenScanBase base;			/* batch: best code distance first */
 	DiskannShared ds;
-	float	   *query;
 	DiskannSearch s;
-	OmenCand   *batch;			/* candidates, best code distance first */
-	int			nbatch;
 	int			bpos;			/* next candidate of batch not grouped */
 	OmenCand   *group;			/* re-scored, nearest first */
 	int			ngroup;
@@ -62,13 +55,8 @@ typedef DiskannScanOpaqueData *DiskannScanOpaque;
 IndexScanDesc
 diskannbeginscan(Relation index, int nkeys, int norderbys)
 {
-	IndexScanDesc scan = RelationGetIndexScan(index, nkeys, norderbys);
-	DiskannScanOpaque so = palloc0(sizeof(DiskannScanOpaqueData));
-
-	so->ctx = AllocSetContextCreate(CurrentMemoryContext, "omen_diskann scan",
-									ALLOCSET_DEFAULT_SIZES);
-	scan->opaque = so;
-	return scan;
+	return OmenBeginScan(index, nkeys, norderbys, sizeof(DiskannScanOpaqueData),
+						 "omen_diskann scan");
 }
 
 /* amrescan */
@@ -76,27 +64,7 @@ void
 diskannrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys,
 			  int norderbys)
 {
-	DiskannScanOpaque so = (DiskannScanOpaque) scan->opaque;
-
-	if (keys && scan->numberOfKeys > 0)
-		memmove(scan->keyData, keys, scan->numberOfKeys * sizeof(ScanKeyData));
-	if (orderbys && scan->numberOfOrderBys > 0)
-		memmove(scan->orderByData, orderbys,
-				scan->numberOfOrderBys * sizeof(ScanKeyData));
-
-	MemoryContextReset(so->ctx);
-	so->started = false;
-	so->done = false;
-	so->searching = false;
-	so->swept = false;
-	so->batch = NULL;
-	so->nbatch = 0;
-	so->bpos = 0;
-	so->group = NULL;
-	so->ngroup = 0;
-	so->gpos = 0;
-	so->returned = 0;
-	so->reranked = 0;
+	OmenRescan(scan, keys, orderbys, sizeof(DiskannScanOpaqueData));
 }
 
 /* First call: read the query and run the first list */
@@ -106,38 +74,26 @@ StartScan(IndexScanDesc scan)
 	DiskannScanOpaque so = (DiskannScanOpaque) scan->opaque;
 	DiskannShared *ds = &so->ds;
 
-	if (scan->numberOfOrderBys == 0 || scan->orderByData == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("an omen_diskann index can only be scanned in ORDER BY distance order")));
+	OmenScanStart(scan, "omen_diskann");
 
 	DiskannInitShared(ds, scan->indexRelation);
-	so->started = true;
 	if (!ItemPointerIsValid(&ds->entry) || ds->dim == 0)
 	{
-		so->done = true;
+		so->base.done = true;
 		return;
 	}
 
-	so->query = palloc0(sizeof(float) * ds->dim);
-	if (!(scan->orderByData[0].sk_flags & SK_ISNULL))
-	{
-		Vector	   *q = DatumGetVector(scan->orderByData[0].sk_argument);
+	OmenScanQuery(scan, &ds->dist, ds->dim);
 
-		/* a zero query under cosine has no order: walk from zeros */
-		if (!OmenPrepareVector(&ds->dist, q, so->query))
-			memset(so->query, 0, sizeof(float) * ds->dim);
-	}
-
-	DiskannSearchInit(&so->s, ds, so->query, diskann_search_list_size, true);
-	so->searching = true;
+	DiskannSearchInit(&so->s, ds, so->base.query, diskann_search_list_size, true);
+	so->base.searching = true;
 	if (!DiskannSearchStart(&so->s))
 	{
-		so->done = true;
+		so->base.done = true;
 		return;
 	}
 	OmenGraphSearchRun(&so->s.search, 0);
-	so->nbatch = OmenGraphSearchTakeResults(&so->s.search, &so->batch);
+	so->base.nbatch = OmenGraphSearchTakeResults(&so->s.search, &so->base.batch);
 }
 
 /*
@@ -209,14 +165,14 @@ SweepUnreached(DiskannScanOpaque so, Relation index, OmenCand **out)
 static void
 NextGroup(DiskannScanOpaque so)
 {
-	int			group = diskann_rerank > 0 ? diskann_rerank : so->nbatch;
-	int			k = Min(group, so->nbatch - so->bpos);
+	int			group = diskann_rerank > 0 ? diskann_rerank : so->base.nbatch;
+	int			k = Min(group, so->base.nbatch - so->bpos);
 	int			keep = 0;
 
 	if (so->group)
 		pfree(so->group);
 	so->group = palloc(sizeof(OmenCand) * Max(k, 1));
-	memcpy(so->group, so->batch + so->bpos, sizeof(OmenCand) * k);
+	memcpy(so->group, so->base.batch + so->bpos, sizeof(OmenCand) * k);
 	so->bpos += k;
 	DiskannExactDistances(&so->s, so->group, k);
 	so->reranked += k;
@@ -233,51 +189,51 @@ bool
 diskanngettuple(IndexScanDesc scan, ScanDirection dir)
 {
 	DiskannScanOpaque so = (DiskannScanOpaque) scan->opaque;
-	MemoryContext old = MemoryContextSwitchTo(so->ctx);
+	MemoryContext old = MemoryContextSwitchTo(so->base.ctx);
 
-	if (!so->started)
+	if (!so->base.started)
 		StartScan(scan);
 
-	while (!so->done)
+	while (!so->base.done)
 	{
 		if (so->gpos < so->ngroup)
 		{
 			DiskannNode *node = &so->s.nodes[so->group[so->gpos++].aux];
 
 			if (omen_max_scan_tuples >= 0 &&
-				so->returned >= omen_max_scan_tuples)
+				so->base.returned >= omen_max_scan_tuples)
 			{
-				so->done = true;
+				so->base.done = true;
 				break;
 			}
-			so->returned++;
+			so->base.returned++;
 			scan->xs_heaptid = node->heaptid;
 			scan->xs_recheck = false;
 			scan->xs_recheckorderby = false;
 			MemoryContextSwitchTo(old);
 			return true;
 		}
-		if (so->bpos < so->nbatch)
+		if (so->bpos < so->base.nbatch)
 		{
 			NextGroup(so);
 			continue;
 		}
 
 		/* the list is used up: find the next one */
-		if (so->batch)
-			pfree(so->batch);
-		so->batch = NULL;
-		so->nbatch = 0;
+		if (so->base.batch)
+			pfree(so->base.batch);
+		so->base.batch = NULL;
+		so->base.nbatch = 0;
 		so->bpos = 0;
 		if (OmenGraphSearchNextBatch(&so->s.search, 0))
-			so->nbatch = OmenGraphSearchTakeResults(&so->s.search, &so->batch);
-		else if (!so->swept)
+			so->base.nbatch = OmenGraphSearchTakeResults(&so->s.search, &so->base.batch);
+		else if (!so->base.swept)
 		{
-			so->swept = true;
-			so->nbatch = SweepUnreached(so, scan->indexRelation, &so->batch);
+			so->base.swept = true;
+			so->base.nbatch = SweepUnreached(so, scan->indexRelation, &so->base.batch);
 		}
 		else
-			so->done = true;
+			so->base.done = true;
 	}
 
 	MemoryContextSwitchTo(old);
@@ -290,14 +246,12 @@ diskannendscan(IndexScanDesc scan)
 {
 	DiskannScanOpaque so = (DiskannScanOpaque) scan->opaque;
 
-	if (so->searching)
+	if (so->base.searching)
 		ereport(DEBUG1,
 				(errmsg_internal("omen_diskann scan: %lld rows, %llu code distances, %lld re-scored, %d nodes read",
-								 (long long) so->returned,
+								 (long long) so->base.returned,
 								 (unsigned long long) so->s.search.ndistances,
 								 (long long) so->reranked,
 								 so->s.nnodes)));
-	MemoryContextDelete(so->ctx);
-	pfree(so);
-	scan->opaque = NULL;
+	OmenEndScan(scan);
 }

@@ -28,21 +28,8 @@ DiskannGetOptions(Relation index)
 void
 DiskannReadMeta(Relation index, DiskannMetaPageData *meta)
 {
-	Buffer		buf = ReadBuffer(index, DISKANN_METAPAGE_BLKNO);
-	Page		page;
-
-	LockBuffer(buf, BUFFER_LOCK_SHARE);
-	page = BufferGetPage(buf);
-	OmenCheckPage(index, buf, page, DISKANN_PAGE_META);
-	memcpy(meta, DiskannPageGetMeta(page), sizeof(DiskannMetaPageData));
-	UnlockReleaseBuffer(buf);
-
-	if (meta->magic != DISKANN_MAGIC || meta->version != DISKANN_VERSION)
-		ereport(ERROR,
-				(errcode(ERRCODE_INDEX_CORRUPTED),
-				 errmsg("index \"%s\" is not an omen_diskann index of version %d",
-						RelationGetRelationName(index), DISKANN_VERSION),
-				 errhint("Please REINDEX it.")));
+	OmenReadMeta(index, DISKANN_PAGE_META, meta, sizeof(DiskannMetaPageData),
+				 DISKANN_MAGIC, DISKANN_VERSION, "omen_diskann");
 }
 
 /* Lay out the meta page for the parameters in ds (empty index) */

@@ -31,16 +31,9 @@
 
 typedef struct HnswScanOpaqueData
 {
-	MemoryContext ctx;			/* everything below lives here */
-	bool		started;
-	bool		done;
-	bool		searching;		/* ds is set up */
-	bool		swept;			/* the final sweep has been done */
+	OmenScanBase base;
 	HnswShared	hs;
-	float	   *query;
 	HnswDiskSearch ds;
-	OmenCand   *batch;
-	int			nbatch;
 	int			pos;			/* next candidate in batch */
 	int			tidpos;			/* next heap TID of batch[pos] */
 	int64		returned;
@@ -52,13 +45,8 @@ typedef HnswScanOpaqueData *HnswScanOpaque;
 IndexScanDesc
 hnswbeginscan(Relation index, int nkeys, int norderbys)
 {
-	IndexScanDesc scan = RelationGetIndexScan(index, nkeys, norderbys);
-	HnswScanOpaque so = palloc0(sizeof(HnswScanOpaqueData));
-
-	so->ctx = AllocSetContextCreate(CurrentMemoryContext, "omen_hnsw scan",
-									ALLOCSET_DEFAULT_SIZES);
-	scan->opaque = so;
-	return scan;
+	return OmenBeginScan(index, nkeys, norderbys, sizeof(HnswScanOpaqueData),
+						 "omen_hnsw scan");
 }
 
 /* amrescan */
@@ -66,24 +54,7 @@ void
 hnswrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys,
 		   int norderbys)
 {
-	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
-
-	if (keys && scan->numberOfKeys > 0)
-		memmove(scan->keyData, keys, scan->numberOfKeys * sizeof(ScanKeyData));
-	if (orderbys && scan->numberOfOrderBys > 0)
-		memmove(scan->orderByData, orderbys,
-				scan->numberOfOrderBys * sizeof(ScanKeyData));
-
-	MemoryContextReset(so->ctx);
-	so->started = false;
-	so->done = false;
-	so->searching = false;
-	so->swept = false;
-	so->batch = NULL;
-	so->nbatch = 0;
-	so->pos = 0;
-	so->tidpos = 0;
-	so->returned = 0;
+	OmenRescan(scan, keys, orderbys, sizeof(HnswScanOpaqueData));
 }
 
 /* First call: read the query, descend, run the first batch */
@@ -93,38 +64,26 @@ StartScan(IndexScanDesc scan)
 	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
 	HnswShared *hs = &so->hs;
 
-	if (scan->numberOfOrderBys == 0 || scan->orderByData == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("an omen_hnsw index can only be scanned in ORDER BY distance order")));
+	OmenScanStart(scan, "omen_hnsw");
 
 	HnswInitShared(hs, scan->indexRelation);
-	so->started = true;
 	if (hs->entry_level < 0 || hs->dim == 0)
 	{
-		so->done = true;
+		so->base.done = true;
 		return;
 	}
 
-	so->query = palloc0(sizeof(float) * hs->dim);
-	if (!(scan->orderByData[0].sk_flags & SK_ISNULL))
-	{
-		Vector	   *q = DatumGetVector(scan->orderByData[0].sk_argument);
+	OmenScanQuery(scan, &hs->dist, hs->dim);
 
-		/* a zero query under cosine has no order: walk from zeros */
-		if (!OmenPrepareVector(&hs->dist, q, so->query))
-			memset(so->query, 0, sizeof(float) * hs->dim);
-	}
-
-	HnswDiskSearchInit(&so->ds, hs, so->query, hnsw_ef_search, true);
-	so->searching = true;
+	HnswDiskSearchInit(&so->ds, hs, so->base.query, hnsw_ef_search, true);
+	so->base.searching = true;
 	if (!HnswDiskDescend(&so->ds, 0, hnsw_ef_search))
 	{
-		so->done = true;
+		so->base.done = true;
 		return;
 	}
 	OmenGraphSearchRun(&so->ds.search, 0);
-	so->nbatch = OmenGraphSearchTakeResults(&so->ds.search, &so->batch);
+	so->base.nbatch = OmenGraphSearchTakeResults(&so->ds.search, &so->base.batch);
 }
 
 /*
@@ -172,7 +131,7 @@ SweepUnreached(HnswScanOpaque so, Relation index, OmenCand **out)
 			node.level = etup->level;
 			node.state = etup->state;
 			memcpy(node.heaptids, etup->heaptids, sizeof(node.heaptids));
-			c[n].dist = HnswElementDistance(hs, etup, so->query);
+			c[n].dist = HnswElementDistance(hs, etup, so->base.query);
 			c[n].id = OmenTidToId(&tid);
 			c[n].aux = HnswDiskSearchAddNode(&so->ds, &node);
 			n++;
@@ -189,16 +148,16 @@ bool
 hnswgettuple(IndexScanDesc scan, ScanDirection dir)
 {
 	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
-	MemoryContext old = MemoryContextSwitchTo(so->ctx);
+	MemoryContext old = MemoryContextSwitchTo(so->base.ctx);
 
-	if (!so->started)
+	if (!so->base.started)
 		StartScan(scan);
 
-	while (!so->done)
+	while (!so->base.done)
 	{
-		while (so->pos < so->nbatch)
+		while (so->pos < so->base.nbatch)
 		{
-			HnswNode   *node = &so->ds.nodes[so->batch[so->pos].aux];
+			HnswNode   *node = &so->ds.nodes[so->base.batch[so->pos].aux];
 
 			while (so->tidpos < HNSW_HEAPTIDS)
 			{
@@ -207,42 +166,42 @@ hnswgettuple(IndexScanDesc scan, ScanDirection dir)
 				if (!ItemPointerIsValid(tid))
 					continue;
 				if (omen_max_scan_tuples >= 0 &&
-					so->returned >= omen_max_scan_tuples)
+					so->base.returned >= omen_max_scan_tuples)
 				{
-					so->done = true;
+					so->base.done = true;
 					break;
 				}
-				so->returned++;
+				so->base.returned++;
 				scan->xs_heaptid = *tid;
 				scan->xs_recheck = false;
 				scan->xs_recheckorderby = false;
 				MemoryContextSwitchTo(old);
 				return true;
 			}
-			if (so->done)
+			if (so->base.done)
 				break;
 			so->pos++;
 			so->tidpos = 0;
 		}
-		if (so->done)
+		if (so->base.done)
 			break;
 
 		/* the batch is used up: find the next one */
-		if (so->batch)
-			pfree(so->batch);
-		so->batch = NULL;
-		so->nbatch = 0;
+		if (so->base.batch)
+			pfree(so->base.batch);
+		so->base.batch = NULL;
+		so->base.nbatch = 0;
 		so->pos = 0;
 		so->tidpos = 0;
 		if (OmenGraphSearchNextBatch(&so->ds.search, 0))
-			so->nbatch = OmenGraphSearchTakeResults(&so->ds.search, &so->batch);
-		else if (!so->swept)
+			so->base.nbatch = OmenGraphSearchTakeResults(&so->ds.search, &so->base.batch);
+		else if (!so->base.swept)
 		{
-			so->swept = true;
-			so->nbatch = SweepUnreached(so, scan->indexRelation, &so->batch);
+			so->base.swept = true;
+			so->base.nbatch = SweepUnreached(so, scan->indexRelation, &so->base.batch);
 		}
 		else
-			so->done = true;
+			so->base.done = true;
 	}
 
 	MemoryContextSwitchTo(old);
@@ -255,13 +214,11 @@ hnswendscan(IndexScanDesc scan)
 {
 	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
 
-	if (so->searching)
+	if (so->base.searching)
 		ereport(DEBUG1,
 				(errmsg_internal("omen_hnsw scan: %lld rows, %llu distances, %d elements read",
-								 (long long) so->returned,
+								 (long long) so->base.returned,
 								 (unsigned long long) so->ds.search.ndistances,
 								 so->ds.nnodes)));
-	MemoryContextDelete(so->ctx);
-	pfree(so);
-	scan->opaque = NULL;
+	OmenEndScan(scan);
 }

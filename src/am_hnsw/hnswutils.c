@@ -56,21 +56,8 @@ HnswGetStorage(Relation index)
 void
 HnswReadMeta(Relation index, HnswMetaPageData *meta)
 {
-	Buffer		buf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
-	Page		page;
-
-	LockBuffer(buf, BUFFER_LOCK_SHARE);
-	page = BufferGetPage(buf);
-	OmenCheckPage(index, buf, page, HNSW_PAGE_META);
-	memcpy(meta, HnswPageGetMeta(page), sizeof(HnswMetaPageData));
-	UnlockReleaseBuffer(buf);
-
-	if (meta->magic != HNSW_MAGIC || meta->version != HNSW_VERSION)
-		ereport(ERROR,
-				(errcode(ERRCODE_INDEX_CORRUPTED),
-				 errmsg("index \"%s\" is not an omen_hnsw index of version %d",
-						RelationGetRelationName(index), HNSW_VERSION),
-				 errhint("Please REINDEX it.")));
+	OmenReadMeta(index, HNSW_PAGE_META, meta, sizeof(HnswMetaPageData),
+				 HNSW_MAGIC, HNSW_VERSION, "omen_hnsw");
 }
 
 /* Set up what searches and inserts on this index need */
