@@ -266,7 +266,7 @@ typedef struct DiskannSearch
 	int			nnodes;
 	int			maxnodes;
 	float	   *scratch;		/* dim floats */
-	uint8	   *tcodes;			/* band codes of up to 16 nodes, byte-major */
+	uint8	   *tcodes;			/* band codes of up to 16 nodes, one after another */
 	float		tbase[16];		/* and the terms of their code heads */
 	bool		record_lists;	/* keep every expanded node's list */
 	uint64	   *lists;			/* cap ids per node, by aux (record_lists) */

@@ -291,7 +291,8 @@ ScoreStaged(DiskannSearch *s, const int *staged, int n, OmenVisit *out)
 {
 	float		d[16];
 
-	omen_kernels->lut16(s->lut.table, s->tcodes, s->lut.codebytes, d);
+	omen_kernels->lut16(s->lut.table, s->tcodes, s->lut.codebytes,
+						s->lut.codebytes, d);
 	for (int k = 0; k < n; k++)
 		out[staged[k]].dist = s->tbase[k] + d[k];
 }
@@ -362,8 +363,8 @@ PageVisit(void *arg, const uint64 *ids, int n, OmenVisit *out)
 				const uint8 *bands = code + ds->headbytes;
 
 				s->tbase[nstaged] = DiskannLutBase(&s->lut, code);
-				for (int b = 0; b < s->lut.codebytes; b++)
-					s->tcodes[b * 16 + nstaged] = bands[b];
+				memcpy(s->tcodes + nstaged * s->lut.codebytes, bands,
+					   s->lut.codebytes);
 				staged[nstaged++] = i;
 				out[i].dist = 0;
 			}

@@ -241,8 +241,9 @@ cosine_parts_avx2(const float *a, const float *b, int n,
 }
 
 /*
- * One half byte of 8 codes: idx (0..15 per lane) looks up t[0..15] with two
- * 8-entry permutes, the second chosen where bit 3 of idx is set.
+ * One half byte of 8 codes: the low four bits of each lane of idx (higher
+ * bits are ignored) look up t[0..15] with two 8-entry permutes, the second
+ * chosen where bit 3 is set.
  */
 OMEN_TARGET_AVX2 static inline __m256
 lookup16_avx2(__m256i idx, const float *t)
@@ -253,23 +254,50 @@ lookup16_avx2(__m256i idx, const float *t)
 	return _mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28)));
 }
 
-/* Table distances of 16 codes (see OmenKernels.lut16), 8 at a time */
+/*
+ * Table distances of 16 codes (see OmenKernels.lut16), 8 at a time: one
+ * gather reads four bytes of each of 8 codes; lookup16_avx2 uses only the
+ * low four bits of each lane's index, so each half byte is one shift.  The
+ * last nbytes % 4 bytes are read one at a time.
+ */
 OMEN_TARGET_AVX2 static void
-lut16_avx2(const float *lut, const uint8_t *codes, int nbytes, float *out)
+lut16_avx2(const float *lut, const uint8_t *codes, int stride, int nbytes,
+		   float *out)
 {
-	const __m256i low = _mm256_set1_epi32(15);
+	const __m256i rows = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+											_mm256_set1_epi32(stride));
 
 	for (int half = 0; half < 2; half++)
 	{
+		const uint8_t *base = codes + (size_t) half * 8 * stride;
 		__m256		s0 = _mm256_setzero_ps();
 		__m256		s1 = _mm256_setzero_ps();
+		int			b = 0;
 
-		for (int b = 0; b < nbytes; b++)
+		for (; b + 4 <= nbytes; b += 4)
 		{
-			__m256i		c = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *) (codes + b * 16 + half * 8)));
+			__m256i		w = _mm256_i32gather_epi32((const int *) (base + b), rows, 1);
+			const float *t = lut + b * 32;
 
-			s0 = _mm256_add_ps(s0, lookup16_avx2(_mm256_and_si256(c, low), lut + b * 32));
-			s1 = _mm256_add_ps(s1, lookup16_avx2(_mm256_srli_epi32(c, 4), lut + b * 32 + 16));
+			s0 = _mm256_add_ps(s0, lookup16_avx2(w, t));
+			s1 = _mm256_add_ps(s1, lookup16_avx2(_mm256_srli_epi32(w, 4), t + 16));
+			s0 = _mm256_add_ps(s0, lookup16_avx2(_mm256_srli_epi32(w, 8), t + 32));
+			s1 = _mm256_add_ps(s1, lookup16_avx2(_mm256_srli_epi32(w, 12), t + 48));
+			s0 = _mm256_add_ps(s0, lookup16_avx2(_mm256_srli_epi32(w, 16), t + 64));
+			s1 = _mm256_add_ps(s1, lookup16_avx2(_mm256_srli_epi32(w, 20), t + 80));
+			s0 = _mm256_add_ps(s0, lookup16_avx2(_mm256_srli_epi32(w, 24), t + 96));
+			s1 = _mm256_add_ps(s1, lookup16_avx2(_mm256_srli_epi32(w, 28), t + 112));
+		}
+		for (; b < nbytes; b++)
+		{
+			int32_t		c[8];
+			__m256i		w;
+
+			for (int i = 0; i < 8; i++)
+				c[i] = base[(size_t) i * stride + b];
+			w = _mm256_loadu_si256((const __m256i *) c);
+			s0 = _mm256_add_ps(s0, lookup16_avx2(w, lut + b * 32));
+			s1 = _mm256_add_ps(s1, lookup16_avx2(_mm256_srli_epi32(w, 4), lut + b * 32 + 16));
 		}
 		_mm256_storeu_ps(out + half * 8, _mm256_add_ps(s0, s1));
 	}

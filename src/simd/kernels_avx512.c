@@ -223,41 +223,50 @@ cosine_parts_avx512(const float *a, const float *b, int n,
 }
 
 /*
- * Table distances of 16 codes (see OmenKernels.lut16): a half byte's 16
- * table entries are exactly one register, so one permute looks up that
- * half byte of all 16 codes.  Two running sums per half, four in all.
+ * Table distances of 16 codes (see OmenKernels.lut16).  One gather reads
+ * four bytes of each of the 16 codes into the 16 lanes; a half byte's 16
+ * table entries are exactly one register, and the permute uses only the
+ * low four bits of each lane's index, so each half byte is one shift and
+ * one permute for all 16 codes.  Four running sums.  The last nbytes % 4
+ * bytes are read one at a time, so nothing past a code is touched.
  */
 OMEN_TARGET_AVX512 static void
-lut16_avx512(const float *lut, const uint8_t *codes, int nbytes, float *out)
+lut16_avx512(const float *lut, const uint8_t *codes, int stride, int nbytes,
+			 float *out)
 {
 	__m512		s0 = _mm512_setzero_ps();
 	__m512		s1 = _mm512_setzero_ps();
 	__m512		s2 = _mm512_setzero_ps();
 	__m512		s3 = _mm512_setzero_ps();
-	const __m512i low = _mm512_set1_epi32(15);
+	const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7,
+															  8, 9, 10, 11, 12, 13, 14, 15),
+											_mm512_set1_epi32(stride));
 	int			b = 0;
 
-	for (; b + 2 <= nbytes; b += 2)
+	for (; b + 4 <= nbytes; b += 4)
 	{
-		__m512i		c0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *) (codes + b * 16)));
-		__m512i		c1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *) (codes + b * 16 + 16)));
+		__m512i		w = _mm512_i32gather_epi32(rows, (const void *) (codes + b), 1);
+		const float *t = lut + b * 32;
 
-		s0 = _mm512_add_ps(s0, _mm512_permutexvar_ps(_mm512_and_si512(c0, low),
-													  _mm512_loadu_ps(lut + b * 32)));
-		s1 = _mm512_add_ps(s1, _mm512_permutexvar_ps(_mm512_srli_epi32(c0, 4),
-													  _mm512_loadu_ps(lut + b * 32 + 16)));
-		s2 = _mm512_add_ps(s2, _mm512_permutexvar_ps(_mm512_and_si512(c1, low),
-													  _mm512_loadu_ps(lut + b * 32 + 32)));
-		s3 = _mm512_add_ps(s3, _mm512_permutexvar_ps(_mm512_srli_epi32(c1, 4),
-													  _mm512_loadu_ps(lut + b * 32 + 48)));
+		s0 = _mm512_add_ps(s0, _mm512_permutexvar_ps(w, _mm512_loadu_ps(t)));
+		s1 = _mm512_add_ps(s1, _mm512_permutexvar_ps(_mm512_srli_epi32(w, 4), _mm512_loadu_ps(t + 16)));
+		s2 = _mm512_add_ps(s2, _mm512_permutexvar_ps(_mm512_srli_epi32(w, 8), _mm512_loadu_ps(t + 32)));
+		s3 = _mm512_add_ps(s3, _mm512_permutexvar_ps(_mm512_srli_epi32(w, 12), _mm512_loadu_ps(t + 48)));
+		s0 = _mm512_add_ps(s0, _mm512_permutexvar_ps(_mm512_srli_epi32(w, 16), _mm512_loadu_ps(t + 64)));
+		s1 = _mm512_add_ps(s1, _mm512_permutexvar_ps(_mm512_srli_epi32(w, 20), _mm512_loadu_ps(t + 80)));
+		s2 = _mm512_add_ps(s2, _mm512_permutexvar_ps(_mm512_srli_epi32(w, 24), _mm512_loadu_ps(t + 96)));
+		s3 = _mm512_add_ps(s3, _mm512_permutexvar_ps(_mm512_srli_epi32(w, 28), _mm512_loadu_ps(t + 112)));
 	}
-	if (b < nbytes)
+	for (; b < nbytes; b++)
 	{
-		__m512i		c0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *) (codes + b * 16)));
+		int32_t		c[16];
+		__m512i		w;
 
-		s0 = _mm512_add_ps(s0, _mm512_permutexvar_ps(_mm512_and_si512(c0, low),
-													  _mm512_loadu_ps(lut + b * 32)));
-		s1 = _mm512_add_ps(s1, _mm512_permutexvar_ps(_mm512_srli_epi32(c0, 4),
+		for (int i = 0; i < 16; i++)
+			c[i] = codes[(size_t) i * stride + b];
+		w = _mm512_loadu_si512((const void *) c);
+		s0 = _mm512_add_ps(s0, _mm512_permutexvar_ps(w, _mm512_loadu_ps(lut + b * 32)));
+		s1 = _mm512_add_ps(s1, _mm512_permutexvar_ps(_mm512_srli_epi32(w, 4),
 													  _mm512_loadu_ps(lut + b * 32 + 16)));
 	}
 	_mm512_storeu_ps(out, _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include <math.h>
+#include <stddef.h>
 
 /* Declared here rather than in omen_simd.h: only simd.c uses this table */
 extern const OmenKernels omen_kernels_scalar;
@@ -82,16 +83,18 @@ cosine_parts_scalar(const float *a, const float *b, int n,
 
 /* Table distances of 16 codes (see OmenKernels.lut16) */
 static void
-lut16_scalar(const float *lut, const uint8_t *codes, int nbytes, float *out)
+lut16_scalar(const float *lut, const uint8_t *codes, int stride, int nbytes,
+			 float *out)
 {
 	for (int i = 0; i < 16; i++)
 	{
+		const uint8_t *code = codes + (size_t) i * stride;
 		float		s0 = 0.0f;
 		float		s1 = 0.0f;
 
 		for (int b = 0; b < nbytes; b++)
 		{
-			uint8_t		c = codes[b * 16 + i];
+			uint8_t		c = code[b];
 
 			s0 += lut[(2 * b) * 16 + (c & 15)];
 			s1 += lut[(2 * b + 1) * 16 + (c >> 4)];

@@ -41,13 +41,13 @@ typedef struct OmenKernels
 	/*
 	 * Table distances of 16 codes at once (omen_diskann's 1/2/4-bit codes).
 	 * lut holds 16 floats for each half byte of a code: 2 * nbytes rows,
-	 * the low half of byte b at row 2b, the high half at row 2b + 1.
-	 * codes is byte-major: byte b of code i at codes[b * 16 + i].
-	 * out[i] = sum over b of lut[2b][codes[b][i] & 15] +
-	 * lut[2b + 1][codes[b][i] >> 4], for i in 0..15.
+	 * the low half of byte b at row 2b, the high half at row 2b + 1.  Code
+	 * i is the nbytes bytes at codes + i * stride (stride >= nbytes); no
+	 * other byte is read.  out[i] = sum over b of lut[2b][c_i[b] & 15] +
+	 * lut[2b + 1][c_i[b] >> 4], for i in 0..15.
 	 */
-	void		(*lut16) (const float *lut, const uint8_t *codes, int nbytes,
-						  float *out);
+	void		(*lut16) (const float *lut, const uint8_t *codes, int stride,
+						  int nbytes, float *out);
 } OmenKernels;
 
 /* The kernel set in use; never NULL after OmenSimdInit() */

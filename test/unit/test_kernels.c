@@ -523,13 +523,68 @@ compiler_says_supported(OmenSimdLevel level)
 #endif
 }
 
+/* lut16 reads nothing past the last code: it ends at a guard page */
+static void
+test_lut16_guard(const OmenKernels *k)
+{
+	static uint8_t *region = NULL;
+	static size_t region_bytes;
+	struct sigaction sa,
+				old_segv,
+				old_bus;
+	int			good = 1;
+	float	   *lut = malloc(sizeof(float) * 32 * 200);
+
+	if (region == NULL)
+	{
+		size_t		pagesize = (size_t) sysconf(_SC_PAGESIZE);
+		size_t		pages = (16 * 200 + pagesize - 1) / pagesize;
+
+		region_bytes = pages * pagesize;
+		region = (uint8_t *) map_guarded(pages, pagesize);
+	}
+	for (int i = 0; i < 32 * 200; i++)
+		lut[i] = 1.0f;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_fault;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGSEGV, &sa, &old_segv);
+	sigaction(SIGBUS, &sa, &old_bus);
+	for (int nbytes = 1; nbytes <= 200 && good; nbytes++)
+	{
+		uint8_t    *codes = region + region_bytes - 16 * nbytes;
+		float		out[16];
+
+		memset(codes, 0x37, 16 * nbytes);
+		if (sigsetjmp(fault_jump, 1) != 0)
+		{
+			printf("# %s lut16 nbytes=%d: memory fault: read past the codes\n",
+				   k->name, nbytes);
+			good = 0;
+			continue;
+		}
+		k->lut16(lut, codes, nbytes, nbytes, out);
+		for (int i = 0; i < 16; i++)
+			if (out[i] != 2.0f * nbytes)
+				good = 0;
+	}
+	sigaction(SIGSEGV, &old_segv, NULL);
+	sigaction(SIGBUS, &old_bus, NULL);
+	free(lut);
+	ok(good, "%s: lut16 reads nothing past the last code (guard page), 1..200 bytes",
+	   k->name);
+}
+
 /*
  * lut16 (omen_diskann's table distances of 16 codes) against a double
  * reference, for code lengths 1..70 bytes and a few long ones: random
- * tables in [-10, 10], random code bytes.  The sum of 2 * nbytes table
- * entries is bounded like the distances: |got - ref| <= gamma(2n + 2) *
- * sum |entries looked up|.  Also one exact case: integer tables give
- * integer sums.
+ * tables in [-10, 10], random code bytes, codes nbytes + (length % 5)
+ * bytes apart.  The sum of 2 * nbytes table entries is bounded like the
+ * distances: |got - ref| <= gamma(2n + 2) * sum |entries looked up|.  Also
+ * one exact case: integer tables give integer sums.  And no byte outside
+ * the codes is read: the 16th code ends at a guard page, and the bytes
+ * between codes do not change the result.
  */
 static void
 test_lut16(const OmenKernels *k)
@@ -543,15 +598,16 @@ test_lut16(const OmenKernels *k)
 	for (int t = 0; t < 70 + (int) (sizeof(longer) / sizeof(longer[0])); t++)
 	{
 		int			nbytes = t < 70 ? t + 1 : longer[t - 70];
+		int			stride = nbytes + t % 5;
 		float	   *lut = malloc(sizeof(float) * 32 * nbytes);
-		uint8_t    *codes = malloc(16 * nbytes);
+		uint8_t    *codes = malloc(16 * stride);
 		float		out[16];
 
 		for (int i = 0; i < 32 * nbytes; i++)
 			lut[i] = (float) (rng_unit() * 20.0 - 10.0);
-		for (int i = 0; i < 16 * nbytes; i++)
+		for (int i = 0; i < 16 * stride; i++)
 			codes[i] = (uint8_t) rng_next();
-		k->lut16(lut, codes, nbytes, out);
+		k->lut16(lut, codes, stride, nbytes, out);
 		for (int i = 0; i < 16; i++)
 		{
 			double		ref = 0.0,
@@ -561,7 +617,7 @@ test_lut16(const OmenKernels *k)
 
 			for (int b = 0; b < nbytes; b++)
 			{
-				uint8_t		c = codes[b * 16 + i];
+				uint8_t		c = codes[i * stride + b];
 				double		x = lut[(2 * b) * 16 + (c & 15)];
 				double		y = lut[(2 * b + 1) * 16 + (c >> 4)];
 
@@ -582,14 +638,14 @@ test_lut16(const OmenKernels *k)
 		/* integers: exact */
 		for (int i = 0; i < 32 * nbytes; i++)
 			lut[i] = (float) rng_int(-50, 50);
-		k->lut16(lut, codes, nbytes, out);
+		k->lut16(lut, codes, stride, nbytes, out);
 		for (int i = 0; i < 16; i++)
 		{
 			long		ref = 0;
 
 			for (int b = 0; b < nbytes; b++)
 			{
-				uint8_t		c = codes[b * 16 + i];
+				uint8_t		c = codes[i * stride + b];
 
 				ref += (long) lut[(2 * b) * 16 + (c & 15)] +
 					(long) lut[(2 * b + 1) * 16 + (c >> 4)];
@@ -597,12 +653,24 @@ test_lut16(const OmenKernels *k)
 			if ((double) out[i] != (double) ref)
 				exact = 0;
 		}
+		/* the bytes between codes are not read: change them */
+		{
+			float		again[16];
+
+			for (int i = 0; i < 16; i++)
+				for (int b = nbytes; b < stride; b++)
+					codes[i * stride + b] ^= 0x5A;
+			k->lut16(lut, codes, stride, nbytes, again);
+			if (memcmp(out, again, sizeof(out)) != 0)
+				exact = 0;
+		}
 		free(lut);
 		free(codes);
 	}
 	ok(good, "%s: lut16 on random tables, 1..70 and up to 4000 code bytes, within the bound (worst %.3f of it, %d bytes)",
 	   k->name, worst, worst_nbytes);
-	ok(exact, "%s: lut16 on integer tables is exact", k->name);
+	ok(exact, "%s: lut16 on integer tables is exact, and ignores the bytes between codes", k->name);
+	test_lut16_guard(k);
 }
 
 /* Tests of the detection and dispatch API */
@@ -655,8 +723,8 @@ main(void)
 	for (int level = 0; level < OMEN_SIMD_NLEVELS; level++)
 		nsupported += OmenCpuSupports((OmenSimdLevel) level);
 
-	/* detection: 2 per level + 4; per level: 2 small + 1 integer + 2 * 4 random + 1 guard + 2 lut16 */
-	plan = 2 * OMEN_SIMD_NLEVELS + 4 + nsupported * (2 + 1 + 2 * NKERNELS + 1 + 2);
+	/* detection: 2 per level + 4; per level: 2 small + 1 integer + 2 * 4 random + 1 guard + 3 lut16 */
+	plan = 2 * OMEN_SIMD_NLEVELS + 4 + nsupported * (2 + 1 + 2 * NKERNELS + 1 + 3);
 	printf("1..%d\n", plan);
 	printf("# %d lengths per random test; best level here: %s\n",
 		   nlengths, level_names[OmenBestSimdLevel()]);
