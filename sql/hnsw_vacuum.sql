@@ -69,3 +69,32 @@ SELECT id FROM hv ORDER BY v <-> '[2,2,2,2,2,2,2,1]' LIMIT 5;
 RESET enable_seqscan;
 DROP TABLE hv;
 DROP FUNCTION hv_churn(int);
+
+-- large elements (two per page): after a first round frees space, each
+-- round's inserts (as many as it deleted) fill freed space and add no page.
+-- (The free space map must learn what each insert used: stale entries sent
+-- inserters to full pages until they gave up and extended the index.)
+SELECT setseed(0.5);
+CREATE TABLE hw (id int PRIMARY KEY, v vector(784)) WITH (toast_tuple_target = 8160);
+ALTER TABLE hw ALTER COLUMN v SET STORAGE PLAIN;
+CREATE FUNCTION hw_round(first int) RETURNS void LANGUAGE sql AS $$
+  DELETE FROM hw WHERE id IN (SELECT id FROM hw ORDER BY random() LIMIT 500);
+  INSERT INTO hw SELECT i, (SELECT array_agg(random()::real) FROM generate_series(1, 784) WHERE i > 0)::vector
+  FROM generate_series(first, first + 499) i $$;
+INSERT INTO hw SELECT i, (SELECT array_agg(random()::real) FROM generate_series(1, 784) WHERE i > 0)::vector
+FROM generate_series(1, 2500) i;
+CREATE INDEX hw_idx ON hw USING omen_hnsw (v);
+DELETE FROM hw WHERE id IN (SELECT id FROM hw ORDER BY random() LIMIT 500);
+VACUUM hw;
+SELECT pg_relation_size('hw_idx') AS hw_size \gset
+SELECT hw_round(10001);
+VACUUM hw;
+SELECT hw_round(20001);
+VACUUM hw;
+SELECT hw_round(30001);
+VACUUM hw;
+SELECT hw_round(40001);
+SELECT count(*) FROM hw;
+SELECT pg_relation_size('hw_idx') - :hw_size AS hw_growth_bytes;
+DROP TABLE hw;
+DROP FUNCTION hw_round(int);

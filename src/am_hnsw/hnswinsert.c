@@ -180,7 +180,20 @@ PlaceTuples(HnswShared *hs, HnswElementTuple etup, Size esize,
 			placed->neighbortid = ntid;
 		}
 		OmenXLogFinish(&x);
-		UnlockReleaseBuffer(buf);
+
+		/*
+		 * Tell the free space map what is left.  Otherwise it keeps sending
+		 * inserters to pages filled since VACUUM: each finds one full, and
+		 * after a few misses extends the index while pages with room remain
+		 * (Fashion-MNIST, 10% churn a round: 1.9 MB of growth a round).
+		 */
+		{
+			BlockNumber blkno = BufferGetBlockNumber(buf);
+			Size		left = PageGetFreeSpace(BufferGetPage(buf));
+
+			UnlockReleaseBuffer(buf);
+			RecordPageWithFreeSpace(index, blkno, left);
+		}
 	}
 }
 
