@@ -51,3 +51,25 @@ INSERT INTO vin VALUES (2, '[1,NaN]');
 INSERT INTO vin VALUES (3, '[1,2]'), (4, '[x]');
 SELECT * FROM vin ORDER BY id;
 DROP TABLE vin;
+
+-- decimals are read exactly as float4in (strtof) reads them, bit for bit:
+-- random forms (signs, up to 20 digits, fractions, exponents), then cases
+-- at the edges of the fast path (halfway between two floats, 19 and 20
+-- digits, 10^22 and 10^23, hexadecimal, a bare exponent mark)
+SELECT setseed(0.3);
+CREATE TABLE vin_dec AS
+SELECT (CASE WHEN random() < 0.3 THEN '-' WHEN random() < 0.1 THEN '+' ELSE '' END) ||
+       CASE WHEN random() < 0.1 THEN '' ELSE (floor(random() * 10 ^ floor(random() * 20)))::numeric::text END ||
+       CASE WHEN random() < 0.6 THEN '.' || lpad((floor(random() * 1e9))::numeric::text, 1 + floor(random() * 12)::int, '0') ELSE '' END ||
+       CASE WHEN random() < 0.5 THEN (CASE WHEN random() < 0.5 THEN 'e' ELSE 'E' END) || (floor(random() * 39) - 20)::int::text ELSE '' END AS t
+FROM generate_series(1, 20000);
+INSERT INTO vin_dec VALUES ('16777217'), ('16777219'), ('33554434'), ('-16777217.0'),
+  ('0.1'), ('1e22'), ('1e23'), ('9007199254740993'), ('1234567890123456789'),
+  ('12345678901234567890'), ('0.000000000000000000001'), ('4.2e-21'), ('0x10'), ('0'),
+  ('-0'), ('-0.0e5'), ('007'), ('3.4028235e38'), ('1.17549435e-38'), ('1.5e-45'), ('.5'), ('5.');
+DELETE FROM vin_dec WHERE t !~ '^[+-]?([0-9]|\.[0-9])';
+SELECT count(*) AS forms, count(*) FILTER (WHERE float4send((('[' || t || ']')::vector::real[])[1]) IS DISTINCT FROM float4send(t::real)) AS mismatches
+FROM vin_dec;
+SELECT '[1e5,2E-3,3e+2]'::vector;
+SELECT '[1e]'::vector;
+DROP TABLE vin_dec;

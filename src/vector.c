@@ -127,6 +127,110 @@ VectorSyntaxError(const char *lit, const char *pos, const char *expected)
 }
 
 /*
+ * Decimal to float4 without strtof for the common case, with exactly
+ * strtof's result.  A number of at most 19 significant digits and a decimal
+ * exponent within +-22 is m * 10^e with m and 10^|e| exact doubles (m <=
+ * 2^53), so one multiplication or division gives the correctly rounded
+ * double d.  Rounding d to float gives the correctly rounded float unless d
+ * is exactly halfway between two floats (then the decimal may have been on
+ * either side): that case, and every other form (more digits, larger
+ * exponents, hexadecimal, inf, nan), is left to strtof.  Parsing the text
+ * of a query vector was a tenth of a 784-dimension index query's time.
+ * Returns false, with nothing consumed, when strtof must decide.
+ */
+static const double vector_pow10[] = {
+	1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22
+};
+
+static inline bool
+VectorParseFloatFast(const char *p, const char **endp, float *out)
+{
+	const char *q = p;
+	bool		neg = false;
+	uint64		m = 0;
+	int			ndigits = 0;	/* significant digits in m */
+	int			scale = 0;		/* decimal exponent of m's last digit */
+	bool		any = false;
+	double		d;
+	float		f;
+
+	if (*q == '+' || *q == '-')
+		neg = (*q++ == '-');
+	if (q[0] == '0' && (q[1] == 'x' || q[1] == 'X'))
+		return false;			/* hexadecimal */
+	for (; *q >= '0' && *q <= '9'; q++)
+	{
+		any = true;
+		if (m == 0 && *q == '0')
+			continue;			/* leading zeros */
+		if (++ndigits > 19)
+			return false;
+		m = m * 10 + (*q - '0');
+	}
+	if (*q == '.')
+	{
+		q++;
+		for (; *q >= '0' && *q <= '9'; q++)
+		{
+			any = true;
+			scale--;
+			if (m == 0 && *q == '0')
+				continue;
+			if (++ndigits > 19)
+				return false;
+			m = m * 10 + (*q - '0');
+		}
+	}
+	if (!any)
+		return false;			/* ".", "inf", "nan", ...: strtof decides */
+	if (*q == 'e' || *q == 'E')
+	{
+		const char *e = q + 1;
+		bool		eneg = false;
+		int			exp = 0;
+
+		if (*e == '+' || *e == '-')
+			eneg = (*e++ == '-');
+		if (*e >= '0' && *e <= '9')
+		{
+			for (; *e >= '0' && *e <= '9'; e++)
+			{
+				if (exp > 1000)
+					return false;
+				exp = exp * 10 + (*e - '0');
+			}
+			scale += eneg ? -exp : exp;
+			q = e;
+		}
+		/* else the number ends before the 'e', as strtof reads it */
+	}
+
+	if (m == 0)
+	{
+		*out = neg ? -0.0f : 0.0f;
+		*endp = q;
+		return true;
+	}
+	if (m > (UINT64CONST(1) << 53) || scale < -22 || scale > 22)
+		return false;
+	d = scale >= 0 ? (double) m * vector_pow10[scale] :
+		(double) m / vector_pow10[-scale];
+	f = (float) d;
+	if ((double) f != d)
+	{
+		/* halfway between f and its neighbour toward d: strtof decides */
+		float		g = nextafterf(f, (double) f < d ? HUGE_VALF : -HUGE_VALF);
+
+		if (((double) f + (double) g) / 2 == d)
+			return false;
+	}
+	*out = neg ? -f : f;
+	*endp = q;
+	return true;
+}
+
+/*
  * vector_in: parse '[1, 2.5, -3e4]'.
  *
  * Whitespace is allowed around the brackets and the elements.  Elements are
@@ -172,15 +276,18 @@ vector_in(PG_FUNCTION_ARGS)
 		/* strtof would skip leading spaces and accept a sign after them */
 		if (*p == '\0' || VectorIsSpace(*p) || *p == ',' || *p == ']')
 			VectorSyntaxError(lit, p, "a number");
-		errno = 0;
-		val = strtof(p, &end);
-		if (end == p)
-			VectorSyntaxError(lit, p, "a number");
-		if (errno == ERANGE && (val == 0.0f || isinf(val)))
-			ereport(ERROR,
-					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-					 errmsg("\"%s\" is out of range for type vector",
-							pnstrdup(p, end - p))));
+		if (!VectorParseFloatFast(p, (const char **) &end, &val))
+		{
+			errno = 0;
+			val = strtof(p, &end);
+			if (end == p)
+				VectorSyntaxError(lit, p, "a number");
+			if (errno == ERANGE && (val == 0.0f || isinf(val)))
+				ereport(ERROR,
+						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+						 errmsg("\"%s\" is out of range for type vector",
+								pnstrdup(p, end - p))));
+		}
 		CheckVectorElement(val);
 
 		if (dim == cap)
