@@ -264,7 +264,12 @@ omen_diskann_info(PG_FUNCTION_ARGS)
 				if (t->state == DISKANN_NODE_LIVE)
 				{
 					live++;
-					if (ItemPointerGetBlockNumber(&meta.entry) == blk &&
+					/*
+					 * meta was read before this page: the index may have
+					 * been empty then (invalid entry) and not be now
+					 */
+					if (ItemPointerIsValid(&meta.entry) &&
+						ItemPointerGetBlockNumber(&meta.entry) == blk &&
 						ItemPointerGetOffsetNumber(&meta.entry) == off)
 						entry_live = true;
 				}
