@@ -237,7 +237,6 @@ typedef struct DiskannShared
 	float		alpha;
 	int			bits;
 	int			codebytes;		/* code bytes in a node tuple */
-	int			headbytes;		/* of which the code head */
 	bool		trained;
 	DiskannQuant *quant;		/* NULL until trained, or bits = 0 */
 	ItemPointerData entry;

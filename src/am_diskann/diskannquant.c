@@ -165,8 +165,8 @@ DiskannQuantSetup(DiskannQuant *q, int dim, int bits, OmenMetric metric,
 	q->perbyte = 8 / bits;
 	q->metric = metric;
 	q->headbytes = DiskannCentred(bits, metric) ? DISKANN_CODE_HEAD : 0;
-	q->bandbytes = (dim * bits + 7) / 8;
-	q->codebytes = q->headbytes + q->bandbytes;
+	q->codebytes = DiskannCodeBytes(dim, bits, metric);
+	q->bandbytes = q->codebytes - q->headbytes;
 	q->ncoarse = q->headbytes ? ncoarse : 0;
 	q->cuts = data;
 	q->centres = q->cuts + (Size) dim * (q->levels - 1);

@@ -209,8 +209,6 @@ DiskannInitShared(DiskannShared *ds, Relation index)
 	ds->bits = meta.bits;
 	ds->codebytes = DiskannCodeBytes(ds->dim, ds->bits,
 									 (OmenMetric) meta.metric);
-	ds->headbytes = DiskannCentred(ds->bits, (OmenMetric) meta.metric) ?
-		DISKANN_CODE_HEAD : 0;
 	ds->trained = meta.trained || meta.bits == 0;
 	ds->quant = DiskannLoadQuant(index, &meta);
 	ds->entry = meta.entry;
@@ -360,7 +358,7 @@ PageVisit(void *arg, const uint64 *ids, int n, OmenVisit *out)
 			{
 				/* stage the code; scored 16 at a time below */
 				const uint8 *code = DiskannNodeCode(ntup, ds->cap);
-				const uint8 *bands = code + ds->headbytes;
+				const uint8 *bands = code + s->lut.headbytes;
 
 				s->tbase[nstaged] = DiskannLutBase(&s->lut, code);
 				memcpy(s->tcodes + nstaged * s->lut.codebytes, bands,

@@ -132,6 +132,46 @@ measure(const OmenKernels *k, int kernel, const float *query,
 	return runs[NRUNS / 2];
 }
 
+/* ns per code of lut16 over 16 codes, median of NRUNS runs of calls calls */
+static double
+measure_lut16(const OmenKernels *k, const float *lut, const uint8_t *codes,
+			  int nbytes, int calls)
+{
+	double		runs[NRUNS];
+	float		out[16];
+
+	for (int r = 0; r < NRUNS; r++)
+	{
+		struct timespec t0,
+					t1;
+		float		acc = 0.0f;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		for (int c = 0; c < calls; c++)
+		{
+			k->lut16(lut, codes, nbytes, nbytes, out);
+			acc += out[c & 15];
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		sink = acc;
+		runs[r] = ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) /
+			((double) calls * 16);
+	}
+	qsort(runs, NRUNS, sizeof(double), cmp_double);
+	return runs[NRUNS / 2];
+}
+
+/* Print level l's time; the first level is scalar, the last the best */
+static void
+print_level(int l, double ns, double *scalar_ns, double *best_ns)
+{
+	if (l == 0)
+		*scalar_ns = ns;
+	*best_ns = ns;
+	printf(" %9.1f", ns);
+	fflush(stdout);
+}
+
 int
 main(void)
 {
@@ -180,13 +220,8 @@ main(void)
 			printf("%5d  %-13s %7d", dim, kernel_names[kernel], nvec);
 			for (int l = 0; l < nlevels; l++)
 			{
-				double		ns = measure(levels[l], kernel, query, vecs, nvec, dim);
-
-				if (l == 0)
-					scalar_ns = ns;
-				best_ns = ns;
-				printf(" %9.1f", ns);
-				fflush(stdout);
+				print_level(l, measure(levels[l], kernel, query, vecs, nvec, dim),
+							&scalar_ns, &best_ns);
 			}
 			if (nlevels > 1)
 				printf("  %13.1fx", scalar_ns / best_ns);
@@ -209,7 +244,6 @@ main(void)
 		int			nbytes = dims[d] / 4;
 		float	   *lut = malloc(sizeof(float) * 32 * nbytes);
 		uint8_t    *codes = malloc(16 * (size_t) nbytes);
-		float		out[16];
 		double		scalar_ns = 0.0;
 		double		best_ns = 0.0;
 		int			calls = FLOATS_PER_RUN / (16 * nbytes) + 1;
@@ -220,43 +254,8 @@ main(void)
 			codes[i] = (uint8_t) (rng_float() * 255.0f);
 		printf("%5d  %-13s %7d", dims[d], "lut16 (2-bit)", 16);
 		for (int l = 0; l < nlevels; l++)
-		{
-			double		runs[NRUNS];
-			double		ns;
-
-			for (int r = 0; r < NRUNS; r++)
-			{
-				struct timespec t0,
-							t1;
-				float		acc = 0.0f;
-
-				clock_gettime(CLOCK_MONOTONIC, &t0);
-				for (int c = 0; c < calls; c++)
-				{
-					levels[l]->lut16(lut, codes, nbytes, nbytes, out);
-					acc += out[c & 15];
-				}
-				clock_gettime(CLOCK_MONOTONIC, &t1);
-				sink = acc;
-				runs[r] = ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) /
-					((double) calls * 16);
-			}
-			for (int a = 0; a < NRUNS; a++)
-				for (int b = a + 1; b < NRUNS; b++)
-					if (runs[b] < runs[a])
-					{
-						double		t = runs[a];
-
-						runs[a] = runs[b];
-						runs[b] = t;
-					}
-			ns = runs[NRUNS / 2];
-			if (l == 0)
-				scalar_ns = ns;
-			best_ns = ns;
-			printf(" %9.1f", ns);
-			fflush(stdout);
-		}
+			print_level(l, measure_lut16(levels[l], lut, codes, nbytes, calls),
+						&scalar_ns, &best_ns);
 		if (nlevels > 1)
 			printf("  %13.1fx", scalar_ns / best_ns);
 		printf("\n");

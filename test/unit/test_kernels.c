@@ -432,6 +432,27 @@ map_guarded(size_t pages, size_t pagesize)
 	return p + pagesize;
 }
 
+/* Send SIGSEGV and SIGBUS to on_fault, keeping the old handlers */
+static void
+arm_faults(struct sigaction *old_segv, struct sigaction *old_bus)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_fault;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGSEGV, &sa, old_segv);
+	sigaction(SIGBUS, &sa, old_bus);
+}
+
+/* Put the handlers arm_faults replaced back */
+static void
+disarm_faults(const struct sigaction *old_segv, const struct sigaction *old_bus)
+{
+	sigaction(SIGSEGV, old_segv, NULL);
+	sigaction(SIGBUS, old_bus, NULL);
+}
+
 /* Run one kernel with the fault handler armed; 0 if it faulted */
 static int
 run_guarded(const OmenKernels *k, int kernel, const float *a, const float *b,
@@ -452,8 +473,7 @@ test_guard_pages(const OmenKernels *k)
 	static char *region1 = NULL;
 	static char *region2 = NULL;
 	static size_t region_bytes;
-	struct sigaction sa,
-				old_segv,
+	struct sigaction old_segv,
 				old_bus;
 	int			good = 1;
 
@@ -467,11 +487,7 @@ test_guard_pages(const OmenKernels *k)
 		region2 = map_guarded(pages, pagesize);
 	}
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_fault;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGSEGV, &sa, &old_segv);
-	sigaction(SIGBUS, &sa, &old_bus);
+	arm_faults(&old_segv, &old_bus);
 
 	for (int layout = 0; layout < 2; layout++)
 		for (int kernel = 0; kernel < NKERNELS; kernel++)
@@ -494,8 +510,7 @@ test_guard_pages(const OmenKernels *k)
 				}
 			}
 
-	sigaction(SIGSEGV, &old_segv, NULL);
-	sigaction(SIGBUS, &old_bus, NULL);
+	disarm_faults(&old_segv, &old_bus);
 	ok(good, "%s: no kernel reads before or past its inputs (guard pages), %d lengths",
 	   k->name, nlengths);
 }
@@ -529,8 +544,7 @@ test_lut16_guard(const OmenKernels *k)
 {
 	static uint8_t *region = NULL;
 	static size_t region_bytes;
-	struct sigaction sa,
-				old_segv,
+	struct sigaction old_segv,
 				old_bus;
 	int			good = 1;
 	float	   *lut = malloc(sizeof(float) * 32 * 200);
@@ -546,11 +560,7 @@ test_lut16_guard(const OmenKernels *k)
 	for (int i = 0; i < 32 * 200; i++)
 		lut[i] = 1.0f;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_fault;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGSEGV, &sa, &old_segv);
-	sigaction(SIGBUS, &sa, &old_bus);
+	arm_faults(&old_segv, &old_bus);
 	for (int nbytes = 1; nbytes <= 200 && good; nbytes++)
 	{
 		uint8_t    *codes = region + region_bytes - 16 * nbytes;
@@ -569,8 +579,7 @@ test_lut16_guard(const OmenKernels *k)
 			if (out[i] != 2.0f * nbytes)
 				good = 0;
 	}
-	sigaction(SIGSEGV, &old_segv, NULL);
-	sigaction(SIGBUS, &old_bus, NULL);
+	disarm_faults(&old_segv, &old_bus);
 	free(lut);
 	ok(good, "%s: lut16 reads nothing past the last code (guard page), 1..200 bytes",
 	   k->name);
