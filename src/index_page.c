@@ -13,6 +13,7 @@
 
 #include <sys/statvfs.h>
 
+#include "access/htup_details.h"
 #include "access/xloginsert.h"
 #include "miscadmin.h"
 #include "omen_index.h"
@@ -210,6 +211,59 @@ OmenPrefetchTuple(Relation index, BlockNumber blkno, OffsetNumber off)
 		if (OffsetNumberIsValid(off))
 			__builtin_prefetch(PageGetItemId((Page) BufferGetBlock(buf), off));
 	}
+}
+
+/*
+ * Get ready for the executor's fetch of heap tuple tid, which will follow
+ * this scan's return of it a few rows from now: look its block up in the
+ * buffer mapping (a block that is not in shared buffers gets its read
+ * started, so the fetches of a batch of results wait for their reads
+ * together) and pull the buffer header, the page header and the line
+ * pointer toward the cache.  Returns the buffer the block is in, unpinned
+ * (a hint for OmenPrefetchHeapTuple), or InvalidBuffer.
+ */
+Buffer
+OmenPrefetchHeap(Relation heap, ItemPointer tid)
+{
+	PrefetchBufferResult r;
+	Buffer		buf;
+	Page		page;
+
+	if (heap == NULL || !ItemPointerIsValid(tid))
+		return InvalidBuffer;
+	r = PrefetchBuffer(heap, MAIN_FORKNUM, ItemPointerGetBlockNumber(tid));
+	buf = r.recent_buffer;
+	if (buf <= 0)
+		return InvalidBuffer;
+	page = (Page) BufferGetBlock(buf);
+	__builtin_prefetch(GetBufferDescriptor(buf - 1), 1);
+	__builtin_prefetch(page);
+	__builtin_prefetch(PageGetItemId(page, ItemPointerGetOffsetNumber(tid)));
+	return buf;
+}
+
+/*
+ * Second step, a row or two later, once the line pointer is likely cached:
+ * pull the tuple itself toward the cache (the executor reads all of it to
+ * project the row and its distance).  The unlocked look at the line
+ * pointer only chooses addresses; a stale hint prefetches useless lines.
+ */
+void
+OmenPrefetchHeapTuple(Buffer hint, ItemPointer tid)
+{
+	Page		page;
+	OffsetNumber off = ItemPointerGetOffsetNumber(tid);
+	ItemIdData	lp;
+
+	if (hint <= 0 || off < FirstOffsetNumber ||
+		off > MaxHeapTuplesPerPage)
+		return;
+	page = (Page) BufferGetBlock(hint);
+	lp = *PageGetItemId(page, off);
+	if (ItemIdIsNormal(&lp) && ItemIdGetOffset(&lp) >= SizeOfPageHeaderData &&
+		ItemIdGetOffset(&lp) + ItemIdGetLength(&lp) <= BLCKSZ)
+		OmenPrefetch((char *) page + ItemIdGetOffset(&lp),
+					 ItemIdGetLength(&lp));
 }
 
 /*

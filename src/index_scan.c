@@ -77,6 +77,43 @@ OmenScanQuery(IndexScanDesc scan, const OmenDistance *dist, int dim)
 	}
 }
 
+/*
+ * Called as the scan returns row so->returned: prepare the executor's heap
+ * fetches of the next rows.  Rows up to OMEN_HEAP_AHEAD ahead get their
+ * block looked up (and read, if it is not in shared buffers) and the
+ * buffer and page headers prefetched; the next row, looked up at least one
+ * call ago, gets its tuple prefetched.  The executor fetches each row
+ * right after we return it, so by the time it asks for a row its heap
+ * page, or at least its read, is on the way.  Rows past the batch the
+ * method holds are not peeked; the ring restarts with the next batch.
+ */
+void
+OmenScanHeapAhead(IndexScanDesc scan, OmenPeekTidFn peek, void *arg)
+{
+	OmenScanBase *so = (OmenScanBase *) scan->opaque;
+	int64		row = so->returned;
+	int			slot;
+
+	if (so->ahead_next <= row)
+		so->ahead_next = row + 1;
+	while (so->ahead_next <= row + OMEN_HEAP_AHEAD)
+	{
+		ItemPointerData tid;
+
+		if (!peek(arg, (int) (so->ahead_next - row), &tid))
+			break;
+		slot = so->ahead_next % lengthof(so->ahead_buf);
+		so->ahead_tid[slot] = tid;
+		so->ahead_buf[slot] = OmenPrefetchHeap(scan->heapRelation, &tid);
+		so->ahead_next++;
+	}
+	if (so->ahead_next > row + 1)
+	{
+		slot = (row + 1) % lengthof(so->ahead_buf);
+		OmenPrefetchHeapTuple(so->ahead_buf[slot], &so->ahead_tid[slot]);
+	}
+}
+
 /* amendscan, after the method's own report */
 void
 OmenEndScan(IndexScanDesc scan)

@@ -123,7 +123,20 @@ typedef struct OmenScanBase
 	OmenCand   *batch;			/* the current batch of candidates */
 	int			nbatch;
 	int64		returned;
+	/* heap prefetch ring (OmenScanHeapAhead): row r is in slot r % 8 */
+	int64		ahead_next;		/* first row not prefetched yet */
+	ItemPointerData ahead_tid[8];
+	Buffer		ahead_buf[8];
 } OmenScanBase;
+
+/* Rows looked up this far ahead of the one being returned */
+#define OMEN_HEAP_AHEAD 4
+
+/*
+ * The heap TID of the k-th row (k >= 1) after the one being returned, if
+ * the method already knows it (its current batch); false if not.
+ */
+typedef bool (*OmenPeekTidFn) (void *arg, int k, ItemPointer out);
 
 extern IndexScanDesc OmenBeginScan(Relation index, int nkeys, int norderbys,
 								   Size size, const char *ctxname);
@@ -132,6 +145,8 @@ extern void OmenRescan(IndexScanDesc scan, ScanKey keys, ScanKey orderbys,
 extern void OmenScanStart(IndexScanDesc scan, const char *amname);
 extern void OmenScanQuery(IndexScanDesc scan, const OmenDistance *dist,
 						  int dim);
+extern void OmenScanHeapAhead(IndexScanDesc scan, OmenPeekTidFn peek,
+							  void *arg);
 extern void OmenEndScan(IndexScanDesc scan);
 
 /* A binary heap of candidates, nearest on top (min) or furthest (max) */
@@ -337,6 +352,8 @@ extern Buffer OmenReadBuffer(Relation index, BlockNumber blkno);
 extern void OmenPrefetchBlock(Relation index, BlockNumber blkno);
 extern void OmenPrefetchTuple(Relation index, BlockNumber blkno,
 							  OffsetNumber off);
+extern Buffer OmenPrefetchHeap(Relation heap, ItemPointer tid);
+extern void OmenPrefetchHeapTuple(Buffer hint, ItemPointer tid);
 
 /* Add a new, exclusively locked buffer at the end of the fork */
 extern Buffer OmenNewBuffer(Relation index, ForkNumber fork);

@@ -45,7 +45,6 @@ typedef struct DiskannScanOpaqueData
 	OmenCand   *group;			/* re-scored, nearest first */
 	int			ngroup;
 	int			gpos;
-	int64		returned;
 	int64		reranked;
 } DiskannScanOpaqueData;
 
@@ -184,6 +183,19 @@ NextGroup(DiskannScanOpaque so)
 	so->gpos = 0;
 }
 
+/* OmenPeekTidFn: the heap TID k rows after the one being returned */
+static bool
+PeekTid(void *arg, int k, ItemPointer out)
+{
+	DiskannScanOpaque so = (DiskannScanOpaque) arg;
+	int			i = so->gpos + k - 1;	/* gpos is past the returned one */
+
+	if (i >= so->ngroup)
+		return false;
+	*out = so->s.nodes[so->group[i].aux].heaptid;
+	return true;
+}
+
 /* amgettuple */
 bool
 diskanngettuple(IndexScanDesc scan, ScanDirection dir)
@@ -206,6 +218,7 @@ diskanngettuple(IndexScanDesc scan, ScanDirection dir)
 				so->base.done = true;
 				break;
 			}
+			OmenScanHeapAhead(scan, PeekTid, so);
 			so->base.returned++;
 			scan->xs_heaptid = node->heaptid;
 			scan->xs_recheck = false;

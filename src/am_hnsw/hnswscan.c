@@ -36,7 +36,6 @@ typedef struct HnswScanOpaqueData
 	HnswDiskSearch ds;
 	int			pos;			/* next candidate in batch */
 	int			tidpos;			/* next heap TID of batch[pos] */
-	int64		returned;
 } HnswScanOpaqueData;
 
 typedef HnswScanOpaqueData *HnswScanOpaque;
@@ -143,6 +142,32 @@ SweepUnreached(HnswScanOpaque so, Relation index, OmenCand **out)
 	return n;
 }
 
+/* OmenPeekTidFn: the k-th valid heap TID after the one being returned */
+static bool
+PeekTid(void *arg, int k, ItemPointer out)
+{
+	HnswScanOpaque so = (HnswScanOpaque) arg;
+	int			pos = so->pos;
+	int			tidpos = so->tidpos;	/* already past the returned one */
+
+	while (pos < so->base.nbatch)
+	{
+		HnswNode   *node = &so->ds.nodes[so->base.batch[pos].aux];
+
+		for (; tidpos < HNSW_HEAPTIDS; tidpos++)
+		{
+			if (ItemPointerIsValid(&node->heaptids[tidpos]) && --k == 0)
+			{
+				*out = node->heaptids[tidpos];
+				return true;
+			}
+		}
+		pos++;
+		tidpos = 0;
+	}
+	return false;
+}
+
 /* amgettuple */
 bool
 hnswgettuple(IndexScanDesc scan, ScanDirection dir)
@@ -171,6 +196,7 @@ hnswgettuple(IndexScanDesc scan, ScanDirection dir)
 					so->base.done = true;
 					break;
 				}
+				OmenScanHeapAhead(scan, PeekTid, so);
 				so->base.returned++;
 				scan->xs_heaptid = *tid;
 				scan->xs_recheck = false;
