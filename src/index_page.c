@@ -172,6 +172,19 @@ OmenReadBuffer(Relation index, BlockNumber blkno)
 }
 
 /*
+ * Pull toward the cache what pinning shared buffer buf and reading its line
+ * pointer off (if valid) will touch: the buffer header (written by the pin)
+ * and the line pointer.  Addresses only; nothing is read.
+ */
+static inline void
+PrefetchPinAndItem(Buffer buf, OffsetNumber off)
+{
+	__builtin_prefetch(GetBufferDescriptor(buf - 1), 1);
+	if (OffsetNumberIsValid(off))
+		__builtin_prefetch(PageGetItemId((Page) BufferGetBlock(buf), off));
+}
+
+/*
  * Start reading a block of the index's main fork into shared buffers if it
  * is likely not there yet (this backend has no recent buffer for it), so
  * a walk over pages that are not cached issues its reads together instead
@@ -206,11 +219,7 @@ OmenPrefetchTuple(Relation index, BlockNumber blkno, OffsetNumber off)
 		return;
 	}
 	if (buf > 0)
-	{
-		__builtin_prefetch(GetBufferDescriptor(buf - 1), 1);
-		if (OffsetNumberIsValid(off))
-			__builtin_prefetch(PageGetItemId((Page) BufferGetBlock(buf), off));
-	}
+		PrefetchPinAndItem(buf, off);
 }
 
 /*
@@ -227,7 +236,6 @@ OmenPrefetchHeap(Relation heap, ItemPointer tid)
 {
 	PrefetchBufferResult r;
 	Buffer		buf;
-	Page		page;
 
 	if (heap == NULL || !ItemPointerIsValid(tid))
 		return InvalidBuffer;
@@ -235,10 +243,8 @@ OmenPrefetchHeap(Relation heap, ItemPointer tid)
 	buf = r.recent_buffer;
 	if (buf <= 0)
 		return InvalidBuffer;
-	page = (Page) BufferGetBlock(buf);
-	__builtin_prefetch(GetBufferDescriptor(buf - 1), 1);
-	__builtin_prefetch(page);
-	__builtin_prefetch(PageGetItemId(page, ItemPointerGetOffsetNumber(tid)));
+	__builtin_prefetch(BufferGetBlock(buf));	/* the page header */
+	PrefetchPinAndItem(buf, ItemPointerGetOffsetNumber(tid));
 	return buf;
 }
 
