@@ -134,7 +134,36 @@ INSERT INTO hul VALUES ('[3,3]');
 SELECT * FROM hul ORDER BY v <-> '[3.1,3]' LIMIT 2;
 RESET enable_seqscan;
 
+-- codes = sq8: the walk reads an 8-bit code per dimension, the rows still
+-- come in exact distance order (re-scored with the stored vectors), and
+-- identical vectors still share one element
+CREATE INDEX ON hb USING omen_hnsw (v) WITH (codes = sq4);
+CREATE INDEX hb_sq8 ON hb USING omen_hnsw (v) WITH (codes = sq8);
+SELECT live_nodes, heap_tids, storage, codes FROM omen_hnsw_info('hb_sq8');
+-- 32 bytes of code and 12 of its head per element: 1.0-1.4 times the size
+SELECT (SELECT size_bytes FROM omen_hnsw_info('hb_sq8'))::float /
+       (SELECT size_bytes FROM omen_hnsw_info('hb_l2')) BETWEEN 1.0 AND 1.4 AS codes_cost_a_little;
+DROP INDEX hb_sq8;
+CREATE TABLE hq (id int, v vector(3));
+INSERT INTO hq VALUES (1, '[0,0,0]'), (2, '[1,0,0]'), (3, '[0,2,0]'), (4, '[1,1,1]'),
+	(5, '[1,1,1]'), (6, '[-3,0.5,2]'), (7, '[0.001,0,0]');
+CREATE INDEX hq_l2 ON hq USING omen_hnsw (v) WITH (codes = sq8, storage = half);
+INSERT INTO hq VALUES (8, '[1,1,1]'), (9, '[0.5,0.5,0.5]'), (10, '[2,2,2]');
+CREATE INDEX hq_l1 ON hq USING omen_hnsw (v vector_l1_ops) WITH (codes = sq8);
+SELECT live_nodes, heap_tids, storage, codes FROM omen_hnsw_info('hq_l2');
+SET enable_seqscan = off;
+SELECT id, round((v <-> '[0.9,1,1.2]')::numeric, 4) AS d FROM hq ORDER BY v <-> '[0.9,1,1.2]', id LIMIT 10;
+SELECT id, round((v <+> '[0.9,1,1.2]')::numeric, 4) AS d FROM hq ORDER BY v <+> '[0.9,1,1.2]' LIMIT 3;
+RESET enable_seqscan;
+-- a code costs a byte a dimension: 2,000 dimensions fit as float without
+-- codes, not with them; half with codes holds them
+CREATE TABLE hl8 (v vector(2000));
+INSERT INTO hl8 SELECT array_fill(i, ARRAY[2000])::vector FROM generate_series(1, 2) i;
+CREATE INDEX ON hl8 USING omen_hnsw (v) WITH (codes = sq8);
+CREATE INDEX hl8_half ON hl8 USING omen_hnsw (v) WITH (codes = sq8, storage = half);
+SELECT heap_tids, storage, codes FROM omen_hnsw_info('hl8_half');
+
 -- omen_hnsw_info on something else
 SELECT * FROM omen_hnsw_info('hb_pkey');
 
-DROP TABLE hb, hb_centres, hn, hu, hu2, hl, he, hul;
+DROP TABLE hb, hb_centres, hn, hu, hu2, hl, he, hul, hq, hl8;

@@ -32,6 +32,12 @@ static relopt_enum_elt_def hnsw_storage_values[] = {
 	{NULL}
 };
 
+static relopt_enum_elt_def hnsw_codes_values[] = {
+	{"none", HNSW_CODES_NONE},
+	{"sq8", HNSW_CODES_SQ8},
+	{NULL}
+};
+
 /* Register the index options and settings (from _PG_init) */
 void
 HnswDefineGucs(void)
@@ -49,6 +55,11 @@ HnswDefineGucs(void)
 					   "How the index stores vectors: float (4 bytes per dimension) or half (2 bytes)",
 					   hnsw_storage_values, HNSW_STORAGE_FLOAT,
 					   "Valid values are \"float\" and \"half\".",
+					   AccessExclusiveLock);
+	add_enum_reloption(hnsw_relopt_kind, "codes",
+					   "What the graph walk reads: none (the stored vectors) or sq8 (an 8-bit code per dimension, results re-ranked with the vectors)",
+					   hnsw_codes_values, HNSW_CODES_NONE,
+					   "Valid values are \"none\" and \"sq8\".",
 					   AccessExclusiveLock);
 
 	DefineCustomIntVariable("omen.hnsw_ef_search",
@@ -69,6 +80,7 @@ hnswoptions(Datum reloptions, bool validate)
 		{"m", RELOPT_TYPE_INT, offsetof(HnswOptions, m)},
 		{"ef_construction", RELOPT_TYPE_INT, offsetof(HnswOptions, ef_construction)},
 		{"storage", RELOPT_TYPE_ENUM, offsetof(HnswOptions, storage)},
+		{"codes", RELOPT_TYPE_ENUM, offsetof(HnswOptions, codes)},
 	};
 
 	return (bytea *) build_reloptions(reloptions, validate, hnsw_relopt_kind,
@@ -232,8 +244,8 @@ omen_hnsw_info(PG_FUNCTION_ARGS)
 				heaptids = 0,
 				degree0 = 0;
 	int			maxlevel = -1;
-	Datum		values[13];
-	bool		nulls[13] = {0};
+	Datum		values[14];
+	bool		nulls[14] = {0};
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -302,9 +314,10 @@ omen_hnsw_info(PG_FUNCTION_ARGS)
 	values[7] = Int32GetDatum(meta.dim);
 	values[8] = Int32GetDatum(meta.m);
 	values[9] = Int32GetDatum(meta.ef_construction);
-	values[10] = CStringGetTextDatum(meta.storage == HNSW_STORAGE_HALF ? "half" : "float");
+	values[10] = CStringGetTextDatum(HnswStorageHalf(meta.storage) ? "half" : "float");
 	values[11] = CStringGetTextDatum(OmenMetricName((OmenMetric) meta.metric));
 	values[12] = Int64GetDatum((int64) nblocks * BLCKSZ);
+	values[13] = CStringGetTextDatum(HnswStorageSq8(meta.storage) ? "sq8" : "none");
 
 	index_close(index, AccessShareLock);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));

@@ -31,12 +31,28 @@
 #define HNSW_STORAGE_FLOAT			0
 #define HNSW_STORAGE_HALF			1
 
+/* codes option */
+#define HNSW_CODES_NONE				0
+#define HNSW_CODES_SQ8				1
+
+/*
+ * The storage of an index, as kept in HnswShared.storage and the meta page:
+ * the low bits say how the vector is stored, HNSW_STORAGE_SQ8 whether an
+ * 8-bit traversal code precedes it (the codes option).
+ */
+#define HNSW_STORAGE_VECTOR_MASK	0x0F
+#define HNSW_STORAGE_SQ8			0x10
+
+#define HnswStorageHalf(s)	(((s) & HNSW_STORAGE_VECTOR_MASK) == HNSW_STORAGE_HALF)
+#define HnswStorageSq8(s)	(((s) & HNSW_STORAGE_SQ8) != 0)
+
 typedef struct HnswOptions
 {
 	int32		vl_len_;		/* varlena header (do not touch directly!) */
 	int			m;
 	int			ef_construction;
 	int			storage;
+	int			codes;
 } HnswOptions;
 
 /* Page kinds (OmenPageOpaque->kind) */
@@ -58,7 +74,7 @@ typedef struct HnswMetaPageData
 	uint32		dim;
 	uint16		m;
 	uint16		ef_construction;
-	uint8		storage;		/* HNSW_STORAGE_* */
+	uint8		storage;		/* HNSW_STORAGE_*, | HNSW_STORAGE_SQ8 */
 	uint8		metric;			/* OmenMetric at build time */
 	int16		entry_level;	/* -1: the index is empty */
 	ItemPointerData entry;		/* entry point's element tuple */
@@ -90,14 +106,36 @@ typedef struct HnswElementTupleData
 	ItemPointerData heaptids[HNSW_HEAPTIDS];	/* invalid = unused */
 	ItemPointerData neighbortid;	/* this element's neighbour tuple */
 	uint16		unused;
-	char		data[FLEXIBLE_ARRAY_MEMBER];	/* float4 or float16 x dim */
+	char		data[FLEXIBLE_ARRAY_MEMBER];	/* [sq8 code], then the vector */
 } HnswElementTupleData;
 
 typedef HnswElementTupleData *HnswElementTuple;
 
+/*
+ * The sq8 traversal code (codes = sq8): the vector x scaled into 256 steps
+ * between its own smallest and largest component, x_i ~ lo + step * c_i.
+ * norm2 is |x~|^2 of the decoded vector, so an L2 distance needs only the
+ * dot product of the query with the code bytes.  The bytes are padded to
+ * 4 so the vector after them stays aligned.
+ */
+typedef struct HnswSq8Head
+{
+	float		lo;
+	float		step;
+	float		norm2;
+} HnswSq8Head;
+
+#define HNSW_CODE_SIZE(dim, storage) \
+	(HnswStorageSq8(storage) ? \
+	 sizeof(HnswSq8Head) + TYPEALIGN(4, (Size) (dim)) : 0)
+
 #define HNSW_ELEMENT_SIZE(dim, storage) \
-	(offsetof(HnswElementTupleData, data) + \
-	 (Size) (dim) * ((storage) == HNSW_STORAGE_HALF ? 2 : 4))
+	(offsetof(HnswElementTupleData, data) + HNSW_CODE_SIZE(dim, storage) + \
+	 (Size) (dim) * (HnswStorageHalf(storage) ? 2 : 4))
+
+/* The stored vector (float4 or half) of an element tuple */
+#define HnswElementVectorData(etup, dim, storage) \
+	((etup)->data + HNSW_CODE_SIZE(dim, storage))
 
 /*
  * Neighbour tuple: fixed capacity for the element's level, so it is
@@ -172,6 +210,8 @@ typedef struct HnswDiskSearch
 {
 	HnswShared *hs;
 	const float *query;
+	float		qsum;			/* sum of the query's components (sq8) */
+	float		qnorm2;			/* |query|^2 (sq8) */
 	HnswNode   *nodes;			/* every element read; OmenCand.aux indexes */
 	int			nnodes;
 	int			maxnodes;
@@ -195,6 +235,7 @@ extern void HnswElementSetVector(HnswShared *hs, HnswElementTuple etup,
 								 const float *vec);
 extern float HnswElementDistance(HnswShared *hs, HnswElementTuple etup,
 								 const float *q);
+extern int	HnswDiskRescore(HnswDiskSearch *ds, OmenCand *c, int n);
 extern void HnswDiskSearchInit(HnswDiskSearch *ds, HnswShared *hs,
 							   const float *q, int ef, bool keep_rejected);
 extern void HnswDiskSearchFree(HnswDiskSearch *ds);

@@ -270,6 +270,29 @@ TrySetEntry(HnswShared *hs, ItemPointer tid, int level, bool onlyifempty)
 	return set;
 }
 
+/* Sort a layer's candidates (with their nodes and vectors) nearest first */
+static void
+SortLayerCands(LayerCands *lc)
+{
+	for (int i = 1; i < lc->n; i++)
+	{
+		OmenCand	c = lc->cands[i];
+		HnswNode	node = lc->nodes[i];
+		float	   *v = lc->vecs[i];
+		int			j = i;
+
+		for (; j > 0 && lc->cands[j - 1].dist > c.dist; j--)
+		{
+			lc->cands[j] = lc->cands[j - 1];
+			lc->nodes[j] = lc->nodes[j - 1];
+			lc->vecs[j] = lc->vecs[j - 1];
+		}
+		lc->cands[j] = c;
+		lc->nodes[j] = node;
+		lc->vecs[j] = v;
+	}
+}
+
 /*
  * Search each layer from the top for candidate neighbours of vec, filling
  * layers[0 .. min(level, entry level)], each with its candidates' vectors.
@@ -313,10 +336,16 @@ FindCandidates(HnswShared *hs, const float *vec, int level, LayerCands *layers,
 				pfree(lc->vecs[lc->n]);
 				continue;		/* deleted meanwhile */
 			}
+			/* the search may have ranked by sq8 codes: use exact distances */
+			if (HnswStorageSq8(hs->storage))
+				lc->cands[lc->n].dist = OmenDistanceCalc(&hs->dist, vec,
+														 lc->vecs[lc->n]);
 			lc->n++;
 		}
 		if (r)
 			pfree(r);
+		if (HnswStorageSq8(hs->storage))
+			SortLayerCands(lc);
 	}
 	HnswDiskSearchFree(&ds);
 }

@@ -4,7 +4,9 @@
  *
  * The first call walks down the layers to layer 0 and runs the search with
  * omen.hnsw_ef_search; the rows come out in ascending distance (computed
- * from the vectors the index stores).  When the executor asks for more
+ * from the vectors the index stores).  With codes = sq8 the walk ranks by
+ * the codes and each batch is re-scored with the stored vectors before it
+ * is returned (HnswDiskRescore).  When the executor asks for more
  * (a WHERE clause rejected rows), the same search resumes for the next
  * ef_search rows not yet returned (OmenGraphSearchNextBatch), until the
  * graph is exhausted or omen.max_scan_tuples rows have been returned.
@@ -83,6 +85,7 @@ StartScan(IndexScanDesc scan)
 	}
 	OmenGraphSearchRun(&so->ds.search, 0);
 	so->base.nbatch = OmenGraphSearchTakeResults(&so->ds.search, &so->base.batch);
+	so->base.nbatch = HnswDiskRescore(&so->ds, so->base.batch, so->base.nbatch);
 }
 
 /*
@@ -220,7 +223,10 @@ hnswgettuple(IndexScanDesc scan, ScanDirection dir)
 		so->pos = 0;
 		so->tidpos = 0;
 		if (OmenGraphSearchNextBatch(&so->ds.search, 0))
+		{
 			so->base.nbatch = OmenGraphSearchTakeResults(&so->ds.search, &so->base.batch);
+			so->base.nbatch = HnswDiskRescore(&so->ds, so->base.batch, so->base.nbatch);
+		}
 		else if (!so->base.swept)
 		{
 			so->base.swept = true;

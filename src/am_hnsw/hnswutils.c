@@ -43,13 +43,16 @@ HnswGetEfConstruction(Relation index)
 	return opts ? opts->ef_construction : HNSW_DEFAULT_EF_CONSTRUCTION;
 }
 
-/* storage from the options */
+/* storage from the options, with HNSW_STORAGE_SQ8 for codes = sq8 */
 int
 HnswGetStorage(Relation index)
 {
 	HnswOptions *opts = HnswGetOptions(index);
 
-	return opts ? opts->storage : HNSW_STORAGE_FLOAT;
+	if (!opts)
+		return HNSW_STORAGE_FLOAT;
+	return opts->storage |
+		(opts->codes == HNSW_CODES_SQ8 ? HNSW_STORAGE_SQ8 : 0);
 }
 
 /* Copy the meta page */
@@ -117,24 +120,43 @@ HnswRandomLevel(float ml, int maxlevel)
 	return Min(level, maxlevel);
 }
 
+/* Whether an element of dim dimensions fits on an empty page */
+static bool
+HnswDimFits(int dim, int storage)
+{
+	return MAXALIGN(HNSW_ELEMENT_SIZE(dim, storage)) + sizeof(ItemIdData) <=
+		HNSW_PAGE_CAPACITY;
+}
+
+/* The most dimensions an element with this storage holds */
+static int
+HnswMaxDim(int storage)
+{
+	int			dim = HNSW_PAGE_CAPACITY / 2;
+
+	while (dim > 0 && !HnswDimFits(dim, storage))
+		dim--;
+	return dim;
+}
+
 /* Check that vectors of this length fit an element tuple on a page */
 void
 HnswCheckDim(Relation index, int dim, int storage)
 {
-	Size		esize = HNSW_ELEMENT_SIZE(dim, storage);
-
-	if (MAXALIGN(esize) + sizeof(ItemIdData) > HNSW_PAGE_CAPACITY)
+	if (!HnswDimFits(dim, storage))
 	{
-		int			maxfloat = (HNSW_PAGE_CAPACITY - sizeof(ItemIdData) -
-								offsetof(HnswElementTupleData, data)) / 4;
+		int			codes = storage & HNSW_STORAGE_SQ8;
 
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("omen_hnsw index \"%s\" cannot hold vectors of %d dimensions with storage = %s",
+				 errmsg("omen_hnsw index \"%s\" cannot hold vectors of %d dimensions with storage = %s%s",
 						RelationGetRelationName(index), dim,
-						storage == HNSW_STORAGE_HALF ? "half" : "float"),
-				 errdetail("With storage = float it holds up to %d dimensions, with storage = half up to %d.",
-						   maxfloat, maxfloat * 2)));
+						HnswStorageHalf(storage) ? "half" : "float",
+						codes ? " and codes = sq8" : ""),
+				 errdetail("With storage = float it holds up to %d dimensions, with storage = half up to %d%s.",
+						   HnswMaxDim(HNSW_STORAGE_FLOAT | codes),
+						   HnswMaxDim(HNSW_STORAGE_HALF | codes),
+						   codes ? " (with codes = sq8)" : "")));
 	}
 }
 
@@ -142,32 +164,111 @@ HnswCheckDim(Relation index, int dim, int storage)
 void
 HnswElementGetVector(HnswShared *hs, HnswElementTuple etup, float *out)
 {
-	if (hs->storage == HNSW_STORAGE_HALF)
-		OmenHalfToFloat((const uint16 *) etup->data, out, hs->dim);
+	const char *v = HnswElementVectorData(etup, hs->dim, hs->storage);
+
+	if (HnswStorageHalf(hs->storage))
+		OmenHalfToFloat((const uint16 *) v, out, hs->dim);
 	else
-		memcpy(out, etup->data, sizeof(float) * hs->dim);
+		memcpy(out, v, sizeof(float) * hs->dim);
 }
 
-/* Store vec in an element tuple's data */
+/*
+ * Encode vec as an sq8 code: 256 even steps from its smallest to its
+ * largest component, each component rounded to the nearest step.
+ */
+static void
+HnswSq8Encode(const float *vec, int dim, HnswSq8Head *head, uint8 *codes)
+{
+	float		lo = vec[0];
+	float		hi = vec[0];
+	double		norm2 = 0.0;
+
+	for (int i = 1; i < dim; i++)
+	{
+		lo = Min(lo, vec[i]);
+		hi = Max(hi, vec[i]);
+	}
+	head->lo = lo;
+	head->step = (hi - lo) / 255.0f;
+	for (int i = 0; i < dim; i++)
+	{
+		float		c = 0.0f;
+		float		x;
+
+		if (head->step > 0.0f)
+			c = rintf((vec[i] - lo) / head->step);
+		c = Min(Max(c, 0.0f), 255.0f);
+		codes[i] = (uint8) c;
+		x = lo + head->step * c;
+		norm2 += (double) x * x;
+	}
+	head->norm2 = (float) norm2;
+}
+
+/* Store vec in an element tuple's data (and its sq8 code, if any) */
 void
 HnswElementSetVector(HnswShared *hs, HnswElementTuple etup, const float *vec)
 {
-	if (hs->storage == HNSW_STORAGE_HALF)
-		OmenFloatToHalf(vec, (uint16 *) etup->data, hs->dim);
+	char	   *v = HnswElementVectorData(etup, hs->dim, hs->storage);
+
+	if (HnswStorageSq8(hs->storage))
+		HnswSq8Encode(vec, hs->dim, (HnswSq8Head *) etup->data,
+					  (uint8 *) etup->data + sizeof(HnswSq8Head));
+	if (HnswStorageHalf(hs->storage))
+		OmenFloatToHalf(vec, (uint16 *) v, hs->dim);
 	else
-		memcpy(etup->data, vec, sizeof(float) * hs->dim);
+		memcpy(v, vec, sizeof(float) * hs->dim);
 }
 
 /* Distance from q to the vector in an element tuple on a page */
 float
 HnswElementDistance(HnswShared *hs, HnswElementTuple etup, const float *q)
 {
-	if (hs->storage == HNSW_STORAGE_HALF)
+	const char *v = HnswElementVectorData(etup, hs->dim, hs->storage);
+
+	if (HnswStorageHalf(hs->storage))
 	{
-		OmenHalfToFloat((const uint16 *) etup->data, hs->scratch, hs->dim);
+		OmenHalfToFloat((const uint16 *) v, hs->scratch, hs->dim);
 		return OmenDistanceCalc(&hs->dist, q, hs->scratch);
 	}
-	return OmenDistanceCalc(&hs->dist, q, (const float *) etup->data);
+	return OmenDistanceCalc(&hs->dist, q, (const float *) v);
+}
+
+/*
+ * The distance a page search walks by: from the sq8 code when the index
+ * has codes, else the exact distance.  With x~ = lo + step * c:
+ * q.x~ = lo * sum(q) + step * q.c, and |q - x~|^2 = |q|^2 - 2 q.x~ + |x~|^2
+ * (cosine is L2 between unit vectors).  Other metrics decode x~.
+ */
+static float
+HnswWalkDistance(HnswDiskSearch *ds, HnswElementTuple etup)
+{
+	HnswShared *hs = ds->hs;
+	const HnswSq8Head *head;
+	const uint8 *codes;
+	float		dot;
+
+	if (!HnswStorageSq8(hs->storage))
+		return HnswElementDistance(hs, etup, ds->query);
+
+	head = (const HnswSq8Head *) etup->data;
+	codes = (const uint8 *) etup->data + sizeof(HnswSq8Head);
+	switch (hs->dist.metric)
+	{
+		case OMEN_METRIC_L2:
+		case OMEN_METRIC_COSINE:
+			dot = head->lo * ds->qsum +
+				head->step * omen_kernels->dot_u8(ds->query, codes, hs->dim);
+			return ds->qnorm2 - 2.0f * dot + head->norm2;
+		case OMEN_METRIC_IP:
+			dot = head->lo * ds->qsum +
+				head->step * omen_kernels->dot_u8(ds->query, codes, hs->dim);
+			return -dot;
+		default:
+			for (int i = 0; i < hs->dim; i++)
+				hs->scratch[i] = head->lo + head->step * codes[i];
+			return OmenDistanceCalc(&hs->dist, ds->query, hs->scratch);
+	}
 }
 
 /*
@@ -274,22 +375,41 @@ HnswDiskSearchAddNode(HnswDiskSearch *ds, HnswNode *node)
 }
 
 /*
- * OmenGraphOps.visit over pages.  The cost of a visit is memory latency
- * (the buffer header, the line pointer, kilobytes of vector), not the
- * distance, so the batch is processed in stages that let those misses
- * overlap: prefetch every buffer header and line pointer (through this
- * backend's buffer hints); pin every page; read the line pointers and
- * prefetch the element tuples; then lock, compute and release one at a
- * time.  The unlocked looks only choose addresses to prefetch; nothing is
- * used until the page is locked.
+ * Read a batch of element tuples for a page search: OmenGraphOps.visit
+ * (walk distances, new nodes remembered) or the re-scoring of results
+ * (exact distances).  The cost of a visit is memory latency (the buffer
+ * header, the line pointer, kilobytes of vector), not the distance, so the
+ * batch is processed in stages that let those misses overlap: prefetch
+ * every buffer header and line pointer (through this backend's buffer
+ * hints); pin every page; read the line pointers and prefetch the bytes the
+ * distance reads (the code, or the vector); then lock, compute and release
+ * one at a time.  The unlocked looks only choose addresses to prefetch;
+ * nothing is used until the page is locked.
  */
 static void
-DiskVisit(void *arg, const uint64 *ids, int n, OmenVisit *out)
+ReadBatch(HnswDiskSearch *ds, const uint64 *ids, int n, OmenVisit *out,
+		  bool exact)
 {
-	HnswDiskSearch *ds = (HnswDiskSearch *) arg;
 	HnswShared *hs = ds->hs;
 	Buffer		bufs[HNSW_MAX_M * 2];
 	Size		esize = HNSW_ELEMENT_SIZE(hs->dim, hs->storage);
+	Size		from = 0;
+	Size		len = esize;
+
+	if (HnswStorageSq8(hs->storage))
+	{
+		Size		vstart = offsetof(HnswElementTupleData, data) +
+			HNSW_CODE_SIZE(hs->dim, hs->storage);
+
+		if (exact)
+		{
+			/* the header (state, heap TIDs) and the vector */
+			from = vstart;
+			len = esize - vstart;
+		}
+		else
+			len = vstart;
+	}
 
 	Assert(n <= HNSW_MAX_M * 2);
 	for (int i = 0; i < n; i++)
@@ -307,7 +427,11 @@ DiskVisit(void *arg, const uint64 *ids, int n, OmenVisit *out)
 			continue;
 		lpoff = ItemIdGetOffset(PageGetItemId(page, off));
 		if (lpoff + esize <= BLCKSZ)
-			OmenPrefetch((char *) page + lpoff, esize);
+		{
+			if (from > 0)
+				OmenPrefetch((char *) page + lpoff, 64);
+			OmenPrefetch((char *) page + lpoff + from, len);
+		}
 	}
 
 	for (int i = 0; i < n; i++)
@@ -330,13 +454,57 @@ DiskVisit(void *arg, const uint64 *ids, int n, OmenVisit *out)
 			node.level = etup->level;
 			node.state = etup->state;
 			memcpy(node.heaptids, etup->heaptids, sizeof(node.heaptids));
-			out[i].dist = HnswElementDistance(hs, etup, ds->query);
+			out[i].dist = exact ?
+				HnswElementDistance(hs, etup, ds->query) :
+				HnswWalkDistance(ds, etup);
 			out[i].isresult = (node.state == HNSW_ELEMENT_LIVE);
 		}
 		UnlockReleaseBuffer(bufs[i]);
-		if (out[i].ok)
+		if (out[i].ok && !exact)
 			out[i].aux = HnswDiskSearchAddNode(ds, &node);
 	}
+}
+
+/* OmenGraphOps.visit over pages */
+static void
+DiskVisit(void *arg, const uint64 *ids, int n, OmenVisit *out)
+{
+	ReadBatch((HnswDiskSearch *) arg, ids, n, out, false);
+}
+
+/*
+ * Re-score search results c[0..n) with exact distances from the stored
+ * vectors, when the search walked by sq8 codes, and sort them nearest
+ * first.  A result whose element is no longer there (a concurrent VACUUM
+ * freed it; its heap rows are dead) is dropped.  Returns the new count.
+ */
+int
+HnswDiskRescore(HnswDiskSearch *ds, OmenCand *c, int n)
+{
+	int			kept = 0;
+
+	if (!HnswStorageSq8(ds->hs->storage))
+		return n;
+	for (int start = 0; start < n; start += HNSW_MAX_M * 2)
+	{
+		int			k = Min(n - start, HNSW_MAX_M * 2);
+		uint64		ids[HNSW_MAX_M * 2];
+		OmenVisit	out[HNSW_MAX_M * 2];
+
+		for (int i = 0; i < k; i++)
+			ids[i] = c[start + i].id;
+		ReadBatch(ds, ids, k, out, true);
+		for (int i = 0; i < k; i++)
+		{
+			if (!out[i].ok)
+				continue;
+			c[kept] = c[start + i];
+			c[kept].dist = out[i].dist;
+			kept++;
+		}
+	}
+	OmenSortCands(c, kept);
+	return kept;
 }
 
 /* OmenGraphOps.neighbors over pages */
@@ -367,6 +535,21 @@ HnswDiskSearchInit(HnswDiskSearch *ds, HnswShared *hs, const float *q,
 {
 	ds->hs = hs;
 	ds->query = q;
+	ds->qsum = 0.0f;
+	ds->qnorm2 = 0.0f;
+	if (HnswStorageSq8(hs->storage))
+	{
+		double		sum = 0.0,
+					norm2 = 0.0;
+
+		for (int i = 0; i < hs->dim; i++)
+		{
+			sum += q[i];
+			norm2 += (double) q[i] * q[i];
+		}
+		ds->qsum = (float) sum;
+		ds->qnorm2 = (float) norm2;
+	}
 	ds->maxnodes = 256;
 	ds->nnodes = 0;
 	ds->nodes = palloc(sizeof(HnswNode) * ds->maxnodes);

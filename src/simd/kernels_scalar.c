@@ -45,6 +45,18 @@ ip_scalar(const float *a, const float *b, int n)
 	return sum;
 }
 
+/* sum q_i * c_i over 8-bit codes */
+static float
+dot_u8_scalar(const float *q, const uint8_t *c, int n)
+{
+	float		sum = 0.0f;
+	int			i;
+
+	for (i = 0; i < n; i++)
+		sum += q[i] * (float) c[i];
+	return sum;
+}
+
 /* Manhattan distance: sum |a_i - b_i| */
 static float
 l1_scalar(const float *a, const float *b, int n)
@@ -111,4 +123,5 @@ const OmenKernels omen_kernels_scalar = {
 	.l1 = l1_scalar,
 	.cosine_parts = cosine_parts_scalar,
 	.lut16 = lut16_scalar,
+	.dot_u8 = dot_u8_scalar,
 };

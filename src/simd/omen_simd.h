@@ -48,6 +48,12 @@ typedef struct OmenKernels
 	 */
 	void		(*lut16) (const float *lut, const uint8_t *codes, int stride,
 						  int nbytes, float *out);
+
+	/*
+	 * sum q_i * c_i over n 8-bit codes c (omen_hnsw's sq8 traversal codes);
+	 * exactly n bytes of c are read.
+	 */
+	float		(*dot_u8) (const float *q, const uint8_t *c, int n);
 } OmenKernels;
 
 /* The kernel set in use; never NULL after OmenSimdInit() */

@@ -683,6 +683,103 @@ test_lut16(const OmenKernels *k)
 }
 
 /* Tests of the detection and dispatch API */
+/*
+ * dot_u8 (omen_hnsw's sq8 traversal codes) against a double reference:
+ * random queries in [-10, 10] and random code bytes, every test length,
+ * within the same bound as the float kernels (the code bytes convert to
+ * float exactly).  Integer queries give exact sums.  And it reads no byte
+ * past the last code: the codes end at a guard page, lengths 1..200.
+ */
+static void
+test_dot_u8(const OmenKernels *k)
+{
+	static uint8_t *region = NULL;
+	static size_t region_bytes;
+	float	   *q = malloc(sizeof(float) * MAX_LEN);
+	uint8_t    *c = malloc(MAX_LEN);
+	int			good = 1;
+	int			exact = 1;
+	int			guard = 1;
+	double		worst = 0.0;
+	struct sigaction old_segv,
+				old_bus;
+
+	for (int li = 0; li < nlengths; li++)
+	{
+		int			n = lengths[li];
+		double		ref = 0.0,
+					scale = 0.0,
+					err;
+		float		got;
+
+		for (int i = 0; i < n; i++)
+		{
+			q[i] = (float) (rng_unit() * 20.0 - 10.0);
+			c[i] = (uint8_t) rng_int(0, 255);
+			ref += (double) q[i] * c[i];
+			scale += fabs((double) q[i] * c[i]);
+		}
+		got = k->dot_u8(q, c, n);
+		err = fabs((double) got - ref);
+		if (err > tolerance(n, scale))
+		{
+			if (good)
+				printf("# %s dot_u8 n=%d: got %.9g, reference %.9g\n",
+					   k->name, n, got, ref);
+			good = 0;
+		}
+		if (tolerance(n, scale) > 0 && err / tolerance(n, scale) > worst)
+			worst = err / tolerance(n, scale);
+
+		/* small integers: every partial sum is exact in float */
+		{
+			double		iref = 0.0;
+
+			for (int i = 0; i < n; i++)
+			{
+				q[i] = (float) rng_int(-3, 3);
+				iref += (double) q[i] * c[i];
+			}
+			if ((double) k->dot_u8(q, c, n) != iref)
+				exact = 0;
+		}
+	}
+	ok(good, "%s: dot_u8 on random queries and codes, every test length, within the bound (worst %.3f of it)",
+	   k->name, worst);
+	ok(exact, "%s: dot_u8 with small integer queries is exact", k->name);
+
+	if (region == NULL)
+	{
+		size_t		pagesize = (size_t) sysconf(_SC_PAGESIZE);
+
+		region_bytes = pagesize;
+		region = (uint8_t *) map_guarded(1, pagesize);
+	}
+	for (int i = 0; i < 200; i++)
+		q[i] = 1.0f;
+	arm_faults(&old_segv, &old_bus);
+	for (int n = 1; n <= 200 && guard; n++)
+	{
+		uint8_t    *codes = region + region_bytes - n;
+
+		memset(codes, 2, n);
+		if (sigsetjmp(fault_jump, 1) != 0)
+		{
+			printf("# %s dot_u8 n=%d: memory fault: read past the codes\n",
+				   k->name, n);
+			guard = 0;
+			continue;
+		}
+		if (k->dot_u8(q, codes, n) != 2.0f * n)
+			guard = 0;
+	}
+	disarm_faults(&old_segv, &old_bus);
+	ok(guard, "%s: dot_u8 reads nothing past the last code (guard page), 1..200 codes",
+	   k->name);
+	free(q);
+	free(c);
+}
+
 static void
 test_detection(void)
 {
@@ -699,7 +796,8 @@ test_detection(void)
 			highest = level;
 			ok(k != NULL && k->level == (OmenSimdLevel) level &&
 			   strcmp(k->name, level_names[level]) == 0 &&
-			   k->l2sq && k->ip && k->l1 && k->cosine_parts && k->lut16,
+			   k->l2sq && k->ip && k->l1 && k->cosine_parts && k->lut16 &&
+			   k->dot_u8,
 			   "%s: CPU supports it, OmenKernelsFor returns its complete kernel set",
 			   level_names[level]);
 		}
@@ -732,8 +830,11 @@ main(void)
 	for (int level = 0; level < OMEN_SIMD_NLEVELS; level++)
 		nsupported += OmenCpuSupports((OmenSimdLevel) level);
 
-	/* detection: 2 per level + 4; per level: 2 small + 1 integer + 2 * 4 random + 1 guard + 3 lut16 */
-	plan = 2 * OMEN_SIMD_NLEVELS + 4 + nsupported * (2 + 1 + 2 * NKERNELS + 1 + 3);
+	/*
+	 * detection: 2 per level + 4; per level: 2 small + 1 integer + 2 * 4
+	 * random + 1 guard + 3 lut16 + 3 dot_u8
+	 */
+	plan = 2 * OMEN_SIMD_NLEVELS + 4 + nsupported * (2 + 1 + 2 * NKERNELS + 1 + 3 + 3);
 	printf("1..%d\n", plan);
 	printf("# %d lengths per random test; best level here: %s\n",
 		   nlengths, level_names[OmenBestSimdLevel()]);
@@ -753,6 +854,7 @@ main(void)
 			test_random(k, kernel, fill_mixed, "mixed-magnitude (1e-6..1e6)");
 		test_guard_pages(k);
 		test_lut16(k);
+		test_dot_u8(k);
 	}
 
 	if (test_number != plan)
