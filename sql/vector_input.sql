@@ -70,6 +70,16 @@ INSERT INTO vin_dec VALUES ('16777217'), ('16777219'), ('33554434'), ('-16777217
 DELETE FROM vin_dec WHERE t !~ '^[+-]?([0-9]|\.[0-9])';
 SELECT count(*) AS forms, count(*) FILTER (WHERE float4send((('[' || t || ']')::vector::real[])[1]) IS DISTINCT FROM float4send(t::real)) AS mismatches
 FROM vin_dec;
+-- short integers (read by their own loop) in one vector, separated by
+-- commas and spaces, equal float4in's values element by element; 8 digits
+-- and integers followed by a fraction or an exponent take the general path
+SELECT ('[' || string_agg(t, CASE WHEN i % 3 = 0 THEN ' , ' ELSE ',' END ORDER BY i) || ']')::vector::real[] =
+       array_agg(t::real ORDER BY i) AS ints_equal
+FROM (SELECT i, (CASE WHEN i % 5 = 0 THEN '-' ELSE '' END) ||
+                (floor(random() * 10 ^ (i % 9)))::bigint::text AS t
+      FROM generate_series(1, 2000) i) s;
+SELECT '[-0, 0, 0000007, 12345678, 1234567, 9999999.5, 3e2, -16777217]'::vector;
+SELECT '[12-3]'::vector;
 SELECT '[1e5,2E-3,3e+2]'::vector;
 SELECT '[1e]'::vector;
 DROP TABLE vin_dec;

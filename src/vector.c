@@ -143,6 +143,30 @@ static const double vector_pow10[] = {
 	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22
 };
 
+/*
+ * The commonest element of all, an integer of at most 7 digits ([-]digits
+ * followed by ',', ']' or a space), is exactly a float: read it in one
+ * short loop.  Anything else returns false for the general reader.
+ */
+static inline bool
+VectorParseShortInt(const char *p, const char **endp, float *out)
+{
+	const char *q = p;
+	bool		neg = (*q == '-');
+	uint32		m = 0;
+	int			n;
+
+	q += neg;
+	for (n = 0; n < 8 && (unsigned) (q[n] - '0') < 10; n++)
+		m = m * 10 + (uint32) (q[n] - '0');
+	if (n == 0 || n > 7 ||
+		!(q[n] == ',' || q[n] == ']' || VectorIsSpace(q[n])))
+		return false;
+	*out = neg ? -(float) m : (float) m;
+	*endp = q + n;
+	return true;
+}
+
 static inline bool
 VectorParseFloatFast(const char *p, const char **endp, float *out)
 {
@@ -276,19 +300,22 @@ vector_in(PG_FUNCTION_ARGS)
 		/* strtof would skip leading spaces and accept a sign after them */
 		if (*p == '\0' || VectorIsSpace(*p) || *p == ',' || *p == ']')
 			VectorSyntaxError(lit, p, "a number");
-		if (!VectorParseFloatFast(p, (const char **) &end, &val))
+		if (!VectorParseShortInt(p, (const char **) &end, &val))
 		{
-			errno = 0;
-			val = strtof(p, &end);
-			if (end == p)
-				VectorSyntaxError(lit, p, "a number");
-			if (errno == ERANGE && (val == 0.0f || isinf(val)))
-				ereport(ERROR,
-						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-						 errmsg("\"%s\" is out of range for type vector",
-								pnstrdup(p, end - p))));
+			if (!VectorParseFloatFast(p, (const char **) &end, &val))
+			{
+				errno = 0;
+				val = strtof(p, &end);
+				if (end == p)
+					VectorSyntaxError(lit, p, "a number");
+				if (errno == ERANGE && (val == 0.0f || isinf(val)))
+					ereport(ERROR,
+							(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+							 errmsg("\"%s\" is out of range for type vector",
+									pnstrdup(p, end - p))));
+			}
+			CheckVectorElement(val);
 		}
-		CheckVectorElement(val);
 
 		if (dim == cap)
 		{
