@@ -151,6 +151,15 @@ CREATE INDEX hq_l2 ON hq USING omen_hnsw (v) WITH (codes = sq8, storage = half);
 INSERT INTO hq VALUES (8, '[1,1,1]'), (9, '[0.5,0.5,0.5]'), (10, '[2,2,2]');
 CREATE INDEX hq_l1 ON hq USING omen_hnsw (v vector_l1_ops) WITH (codes = sq8);
 SELECT live_nodes, heap_tids, storage, codes FROM omen_hnsw_info('hq_l2');
+-- the options are read when the index is built: a change takes effect at
+-- REINDEX
+ALTER INDEX hq_l1 SET (codes = none);
+SELECT codes FROM omen_hnsw_info('hq_l1');
+REINDEX INDEX hq_l1;
+SELECT codes FROM omen_hnsw_info('hq_l1');
+ALTER INDEX hq_l1 SET (codes = sq8);
+REINDEX INDEX hq_l1;
+SELECT codes FROM omen_hnsw_info('hq_l1');
 SET enable_seqscan = off;
 SELECT id, round((v <-> '[0.9,1,1.2]')::numeric, 4) AS d FROM hq ORDER BY v <-> '[0.9,1,1.2]', id LIMIT 10;
 SELECT id, round((v <+> '[0.9,1,1.2]')::numeric, 4) AS d FROM hq ORDER BY v <+> '[0.9,1,1.2]' LIMIT 3;
