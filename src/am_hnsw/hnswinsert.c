@@ -274,23 +274,22 @@ TrySetEntry(HnswShared *hs, ItemPointer tid, int level, bool onlyifempty)
 static void
 SortLayerCands(LayerCands *lc)
 {
-	for (int i = 1; i < lc->n; i++)
-	{
-		OmenCand	c = lc->cands[i];
-		HnswNode	node = lc->nodes[i];
-		float	   *v = lc->vecs[i];
-		int			j = i;
+	HnswNode   *nodes = palloc(sizeof(HnswNode) * Max(lc->n, 1));
+	float	  **vecs = palloc(sizeof(float *) * Max(lc->n, 1));
 
-		for (; j > 0 && lc->cands[j - 1].dist > c.dist; j--)
-		{
-			lc->cands[j] = lc->cands[j - 1];
-			lc->nodes[j] = lc->nodes[j - 1];
-			lc->vecs[j] = lc->vecs[j - 1];
-		}
-		lc->cands[j] = c;
-		lc->nodes[j] = node;
-		lc->vecs[j] = v;
+	/* aux is free here: carry each candidate's place before the sort */
+	for (int i = 0; i < lc->n; i++)
+		lc->cands[i].aux = i;
+	OmenSortCands(lc->cands, lc->n);
+	for (int i = 0; i < lc->n; i++)
+	{
+		nodes[i] = lc->nodes[lc->cands[i].aux];
+		vecs[i] = lc->vecs[lc->cands[i].aux];
 	}
+	pfree(lc->nodes);
+	pfree(lc->vecs);
+	lc->nodes = nodes;
+	lc->vecs = vecs;
 }
 
 /*

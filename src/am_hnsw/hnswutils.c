@@ -253,22 +253,19 @@ HnswWalkDistance(HnswDiskSearch *ds, HnswElementTuple etup)
 
 	head = (const HnswSq8Head *) etup->data;
 	codes = (const uint8 *) etup->data + sizeof(HnswSq8Head);
-	switch (hs->dist.metric)
+	if (hs->dist.metric != OMEN_METRIC_L2 &&
+		hs->dist.metric != OMEN_METRIC_COSINE &&
+		hs->dist.metric != OMEN_METRIC_IP)
 	{
-		case OMEN_METRIC_L2:
-		case OMEN_METRIC_COSINE:
-			dot = head->lo * ds->qsum +
-				head->step * omen_kernels->dot_u8(ds->query, codes, hs->dim);
-			return ds->qnorm2 - 2.0f * dot + head->norm2;
-		case OMEN_METRIC_IP:
-			dot = head->lo * ds->qsum +
-				head->step * omen_kernels->dot_u8(ds->query, codes, hs->dim);
-			return -dot;
-		default:
-			for (int i = 0; i < hs->dim; i++)
-				hs->scratch[i] = head->lo + head->step * codes[i];
-			return OmenDistanceCalc(&hs->dist, ds->query, hs->scratch);
+		for (int i = 0; i < hs->dim; i++)
+			hs->scratch[i] = head->lo + head->step * codes[i];
+		return OmenDistanceCalc(&hs->dist, ds->query, hs->scratch);
 	}
+	dot = head->lo * ds->qsum +
+		head->step * omen_kernels->dot_u8(ds->query, codes, hs->dim);
+	if (hs->dist.metric == OMEN_METRIC_IP)
+		return -dot;
+	return ds->qnorm2 - 2.0f * dot + head->norm2;
 }
 
 /*
@@ -449,15 +446,19 @@ ReadBatch(HnswDiskSearch *ds, const uint64 *ids, int n, OmenVisit *out,
 					 etup->state != HNSW_ELEMENT_FREE);
 		if (out[i].ok)
 		{
+			out[i].dist = exact ?
+				HnswElementDistance(hs, etup, ds->query) :
+				HnswWalkDistance(ds, etup);
+			out[i].isresult = (etup->state == HNSW_ELEMENT_LIVE);
+		}
+		if (out[i].ok && !exact)
+		{
+			/* a new node: remember what the search and the scan need */
 			node.tid = tid;
 			node.neighbortid = etup->neighbortid;
 			node.level = etup->level;
 			node.state = etup->state;
 			memcpy(node.heaptids, etup->heaptids, sizeof(node.heaptids));
-			out[i].dist = exact ?
-				HnswElementDistance(hs, etup, ds->query) :
-				HnswWalkDistance(ds, etup);
-			out[i].isresult = (node.state == HNSW_ELEMENT_LIVE);
 		}
 		UnlockReleaseBuffer(bufs[i]);
 		if (out[i].ok && !exact)
