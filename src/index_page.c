@@ -179,9 +179,9 @@ OmenReadBuffer(Relation index, BlockNumber blkno)
 static inline void
 PrefetchPinAndItem(Buffer buf, OffsetNumber off)
 {
-	__builtin_prefetch(GetBufferDescriptor(buf - 1), 1);
+	OmenPrefetchLine(GetBufferDescriptor(buf - 1));
 	if (OffsetNumberIsValid(off))
-		__builtin_prefetch(PageGetItemId((Page) BufferGetBlock(buf), off));
+		OmenPrefetchLine(PageGetItemId((Page) BufferGetBlock(buf), off));
 }
 
 /*
@@ -243,7 +243,7 @@ OmenPrefetchHeap(Relation heap, ItemPointer tid)
 	buf = r.recent_buffer;
 	if (buf <= 0)
 		return InvalidBuffer;
-	__builtin_prefetch(BufferGetBlock(buf));	/* the page header */
+	OmenPrefetchLine(BufferGetBlock(buf));	/* the page header */
 	PrefetchPinAndItem(buf, ItemPointerGetOffsetNumber(tid));
 	return buf;
 }

@@ -89,12 +89,29 @@ extern double OmenDistanceToSql(const OmenDistance *dist, float d);
 extern bool OmenPrepareVector(const OmenDistance *dist, const Vector *v,
 							  float *out);
 
+/*
+ * Ask the CPU to start loading the cache line holding p.  On x86-64 this is
+ * an asm statement: GCC 12's dead-code elimination deletes a
+ * __builtin_prefetch whose branch does nothing else (it dropped every
+ * prefetch of buffer headers and line pointers), and an asm volatile is
+ * never deleted.  A prefetch does not fault, whatever the address.
+ */
+static inline void
+OmenPrefetchLine(const void *p)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+	__asm__ volatile("prefetcht0 %0" : : "m"(*(const char *) p));
+#else
+	__builtin_prefetch(p);
+#endif
+}
+
 /* Ask the CPU to start loading [p, p + len) into cache */
 static inline void
 OmenPrefetch(const void *p, Size len)
 {
 	for (Size o = 0; o < len; o += 64)
-		__builtin_prefetch((const char *) p + o);
+		OmenPrefetchLine((const char *) p + o);
 }
 
 /* ---------------------------------------------------------------------

@@ -569,7 +569,7 @@ DiskannExactDistances(DiskannSearch *s, OmenCand *c, int n)
 				continue;
 			bufs[i - start] = OmenReadBuffer(ds->index,
 											 ItemPointerGetBlockNumber(&node->vectid));
-			__builtin_prefetch(PageGetItemId(BufferGetPage(bufs[i - start]),
+			OmenPrefetchLine(PageGetItemId(BufferGetPage(bufs[i - start]),
 											 ItemPointerGetOffsetNumber(&node->vectid)));
 		}
 		for (int i = start; i < end; i++)
