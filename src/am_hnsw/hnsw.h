@@ -203,6 +203,9 @@ typedef struct HnswNode
 	ItemPointerData heaptids[HNSW_HEAPTIDS];
 	uint8		level;
 	uint8		state;
+	float		codeerr;		/* sq8: bound on |stored vector - code| */
+	float		codenorm2;		/* sq8: |code|^2 */
+	float		codemax;		/* sq8: largest |component| of the code */
 } HnswNode;
 
 /* A best-first search over the index's pages */
@@ -236,6 +239,7 @@ extern void HnswElementSetVector(HnswShared *hs, HnswElementTuple etup,
 extern float HnswElementDistance(HnswShared *hs, HnswElementTuple etup,
 								 const float *q);
 extern int	HnswDiskRescore(HnswDiskSearch *ds, OmenCand *c, int n);
+extern bool HnswDiskLowerBounds(HnswDiskSearch *ds, OmenCand *c, int n);
 extern void HnswDiskSearchInit(HnswDiskSearch *ds, HnswShared *hs,
 							   const float *q, int ef, bool keep_rejected);
 extern void HnswDiskSearchFree(HnswDiskSearch *ds);

@@ -37,7 +37,19 @@ typedef struct HnswScanOpaqueData
 	HnswShared	hs;
 	HnswDiskSearch ds;
 	int			pos;			/* next candidate in batch */
-	int			tidpos;			/* next heap TID of batch[pos] */
+	bool		hascur;			/* cur is being returned */
+	OmenCand	cur;
+	int			tidpos;			/* next heap TID of cur */
+
+	/*
+	 * Lazy re-scoring (codes = sq8, L2, cosine, inner product): batch holds
+	 * lower bounds of the exact distances, nearest first; batch[pos ..] are
+	 * not re-scored yet, ready[readypos .. nready) are, nearest first.
+	 */
+	bool		lazy;
+	OmenCand   *ready;
+	int			nready;
+	int			readypos;
 } HnswScanOpaqueData;
 
 typedef HnswScanOpaqueData *HnswScanOpaque;
@@ -56,6 +68,108 @@ hnswrescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys,
 		   int norderbys)
 {
 	OmenRescan(scan, keys, orderbys, sizeof(HnswScanOpaqueData));
+}
+
+/*
+ * Get a new batch (walk distances, nearest first) ready to be returned in
+ * exact order.  With codes = sq8 its members need exact distances: where
+ * the metric gives a lower bound of the exact distance from the code's,
+ * they are re-scored lazily (NextCand), only as far as the rows taken
+ * need; else all at once.
+ */
+static void
+SetupBatch(HnswScanOpaque so, bool exact)
+{
+	so->pos = 0;
+	so->hascur = false;
+	so->lazy = false;
+	so->nready = 0;
+	so->readypos = 0;
+	if (exact || so->base.nbatch == 0 || !HnswStorageSq8(so->hs.storage))
+		return;
+	if (HnswDiskLowerBounds(&so->ds, so->base.batch, so->base.nbatch))
+	{
+		OmenSortCands(so->base.batch, so->base.nbatch);
+		if (so->ready)
+			pfree(so->ready);
+		so->ready = palloc(sizeof(OmenCand) * so->base.nbatch);
+		so->lazy = true;
+	}
+	else
+		so->base.nbatch = HnswDiskRescore(&so->ds, so->base.batch,
+										  so->base.nbatch);
+}
+
+/* Re-scored members taken a few at a time, so their reads overlap */
+#define HNSW_RESCORE_GROUP	4
+
+/*
+ * The next member of the batch in exact order; false when it is used up.
+ * Lazily: while the nearest member not yet re-scored could be nearer than
+ * the nearest re-scored one (its lower bound is not above that exact
+ * distance), re-score the next few by lower bound.
+ */
+static bool
+NextCand(HnswScanOpaque so, OmenCand *out)
+{
+	if (!so->lazy)
+	{
+		if (so->pos >= so->base.nbatch)
+			return false;
+		*out = so->base.batch[so->pos++];
+		return true;
+	}
+	while (so->pos < so->base.nbatch &&
+		   (so->readypos >= so->nready ||
+			so->base.batch[so->pos].dist <= so->ready[so->readypos].dist))
+	{
+		int			k = Min(HNSW_RESCORE_GROUP, so->base.nbatch - so->pos);
+		OmenCand	group[HNSW_RESCORE_GROUP];
+		int			kept;
+		int			n;
+
+		memcpy(group, &so->base.batch[so->pos], sizeof(OmenCand) * k);
+		so->pos += k;
+		kept = HnswDiskRescore(&so->ds, group, k);
+
+		/* merge into ready[readypos ..), both nearest first */
+		memmove(so->ready, &so->ready[so->readypos],
+				sizeof(OmenCand) * (so->nready - so->readypos));
+		so->nready -= so->readypos;
+		so->readypos = 0;
+		n = so->nready;
+		for (int i = 0; i < kept; i++)
+		{
+			int			j = n++;
+
+			while (j > 0 && so->ready[j - 1].dist > group[i].dist)
+			{
+				so->ready[j] = so->ready[j - 1];
+				j--;
+			}
+			so->ready[j] = group[i];
+		}
+		so->nready = n;
+	}
+	if (so->readypos >= so->nready)
+		return false;
+	*out = so->ready[so->readypos++];
+	return true;
+}
+
+/* The j-th member (from 0) NextCand would return after cur, as things are */
+static OmenCand *
+PeekCand(HnswScanOpaque so, int j)
+{
+	if (so->lazy)
+	{
+		if (j < so->nready - so->readypos)
+			return &so->ready[so->readypos + j];
+		j -= so->nready - so->readypos;
+	}
+	if (so->pos + j < so->base.nbatch)
+		return &so->base.batch[so->pos + j];
+	return NULL;
 }
 
 /* First call: read the query, descend, run the first batch */
@@ -85,7 +199,7 @@ StartScan(IndexScanDesc scan)
 	}
 	OmenGraphSearchRun(&so->ds.search, 0);
 	so->base.nbatch = OmenGraphSearchTakeResults(&so->ds.search, &so->base.batch);
-	so->base.nbatch = HnswDiskRescore(&so->ds, so->base.batch, so->base.nbatch);
+	SetupBatch(so, false);
 }
 
 /*
@@ -145,17 +259,21 @@ SweepUnreached(HnswScanOpaque so, Relation index, OmenCand **out)
 	return n;
 }
 
-/* OmenPeekTidFn: the k-th valid heap TID after the one being returned */
+/*
+ * OmenPeekTidFn: the k-th valid heap TID after the one being returned, as
+ * far as the batch's order is known (a hint for prefetching)
+ */
 static bool
 PeekTid(void *arg, int k, ItemPointer out)
 {
 	HnswScanOpaque so = (HnswScanOpaque) arg;
-	int			pos = so->pos;
-	int			tidpos = so->tidpos;	/* already past the returned one */
+	OmenCand   *c = so->hascur ? &so->cur : PeekCand(so, 0);
+	int			tidpos = so->hascur ? so->tidpos : 0;	/* past the returned one */
+	int			j = so->hascur ? 0 : 1;
 
-	while (pos < so->base.nbatch)
+	while (c != NULL)
 	{
-		HnswNode   *node = &so->ds.nodes[so->base.batch[pos].aux];
+		HnswNode   *node = &so->ds.nodes[c->aux];
 
 		for (; tidpos < HNSW_HEAPTIDS; tidpos++)
 		{
@@ -165,7 +283,7 @@ PeekTid(void *arg, int k, ItemPointer out)
 				return true;
 			}
 		}
-		pos++;
+		c = PeekCand(so, j++);
 		tidpos = 0;
 	}
 	return false;
@@ -183,9 +301,9 @@ hnswgettuple(IndexScanDesc scan, ScanDirection dir)
 
 	while (!so->base.done)
 	{
-		while (so->pos < so->base.nbatch)
+		if (so->hascur)
 		{
-			HnswNode   *node = &so->ds.nodes[so->base.batch[so->pos].aux];
+			HnswNode   *node = &so->ds.nodes[so->cur.aux];
 
 			while (so->tidpos < HNSW_HEAPTIDS)
 			{
@@ -209,28 +327,30 @@ hnswgettuple(IndexScanDesc scan, ScanDirection dir)
 			}
 			if (so->base.done)
 				break;
-			so->pos++;
-			so->tidpos = 0;
+			so->hascur = false;
 		}
-		if (so->base.done)
-			break;
+		if (NextCand(so, &so->cur))
+		{
+			so->hascur = true;
+			so->tidpos = 0;
+			continue;
+		}
 
 		/* the batch is used up: find the next one */
 		if (so->base.batch)
 			pfree(so->base.batch);
 		so->base.batch = NULL;
 		so->base.nbatch = 0;
-		so->pos = 0;
-		so->tidpos = 0;
 		if (OmenGraphSearchNextBatch(&so->ds.search, 0))
 		{
 			so->base.nbatch = OmenGraphSearchTakeResults(&so->ds.search, &so->base.batch);
-			so->base.nbatch = HnswDiskRescore(&so->ds, so->base.batch, so->base.nbatch);
+			SetupBatch(so, false);
 		}
 		else if (!so->base.swept)
 		{
 			so->base.swept = true;
 			so->base.nbatch = SweepUnreached(so, scan->indexRelation, &so->base.batch);
+			SetupBatch(so, true);
 		}
 		else
 			so->base.done = true;

@@ -269,6 +269,70 @@ HnswWalkDistance(HnswDiskSearch *ds, HnswElementTuple etup)
 }
 
 /*
+ * A bound on |x - x~|, the distance between an element's stored vector x
+ * (float, or half: what exact distances are computed from) and its sq8
+ * code x~.  Rounding to the nearest of the 256 steps errs by at most step
+ * / 2 per component, and a half vector by at most 2^-11 of the value (or
+ * 2^-25 below half's normal range) from the float the code was made from;
+ * the bound takes the largest such error in every dimension, with a
+ * margin for the float arithmetic.
+ */
+static float
+HnswCodeError(HnswShared *hs, const HnswSq8Head *head, float maxabs)
+{
+	float		per = head->step * 0.5f;
+
+	if (HnswStorageHalf(hs->storage))
+		per += maxabs * (1.0f / 2048.0f) + 3.0e-8f;
+	return sqrtf((float) hs->dim) * per * 1.0001f;
+}
+
+/*
+ * Turn the walk (code) distances c[i].dist of a batch into lower bounds of
+ * their exact distances, so a scan re-scores only the members that could
+ * still come next.  With |x - x~| <= e (HnswCodeError):
+ *	L2 and cosine (L2 between unit vectors): |q - x| >= |q - x~| - e;
+ *	inner product: -q.x >= -q.x~ - |q| e.
+ * The walk distance itself is computed in float from large terms: |q|^2,
+ * |x~|^2 and sums of dim products q_i (x~_i - lo), each at most |q_i| 2M
+ * with M the largest |x~_i|, so at most 2M sqrt(dim) |q| in all.  Each
+ * distance is first lowered by a slack over three times the worst-case
+ * rounding of such sums (dim u their magnitude, u = 2^-24).  Returns
+ * false (nothing changed) for other metrics and for indexes without codes.
+ */
+bool
+HnswDiskLowerBounds(HnswDiskSearch *ds, OmenCand *c, int n)
+{
+	HnswShared *hs = ds->hs;
+	float		qnorm = sqrtf(ds->qnorm2);
+	float		rel = 2.0e-7f * (float) hs->dim;
+
+	if (!HnswStorageSq8(hs->storage) ||
+		(hs->dist.metric != OMEN_METRIC_L2 &&
+		 hs->dist.metric != OMEN_METRIC_COSINE &&
+		 hs->dist.metric != OMEN_METRIC_IP))
+		return false;
+	for (int i = 0; i < n; i++)
+	{
+		HnswNode   *node = &ds->nodes[c[i].aux];
+		float		e = node->codeerr;
+		float		slack = rel * (ds->qnorm2 + node->codenorm2 +
+								   4.0f * sqrtf((float) hs->dim) * qnorm *
+								   node->codemax) + 1.0e-30f;
+
+		if (hs->dist.metric == OMEN_METRIC_IP)
+			c[i].dist = c[i].dist - qnorm * e - slack;
+		else
+		{
+			float		r = sqrtf(Max(c[i].dist - slack, 0.0f)) - e;
+
+			c[i].dist = r > 0.0f ? r * r * 0.9999f : 0.0f;
+		}
+	}
+	return true;
+}
+
+/*
  * Read the element tuple at tid under a share lock and copy out what a
  * search needs.  Returns false if the slot holds no element (free, or not
  * an element tuple at all).
@@ -459,6 +523,18 @@ ReadBatch(HnswDiskSearch *ds, const uint64 *ids, int n, OmenVisit *out,
 			node.level = etup->level;
 			node.state = etup->state;
 			memcpy(node.heaptids, etup->heaptids, sizeof(node.heaptids));
+			node.codeerr = 0.0f;
+			node.codenorm2 = 0.0f;
+			node.codemax = 0.0f;
+			if (HnswStorageSq8(hs->storage))
+			{
+				const HnswSq8Head *head = (const HnswSq8Head *) etup->data;
+
+				node.codemax = Max(fabsf(head->lo),
+								   fabsf(head->lo + 255.0f * head->step));
+				node.codeerr = HnswCodeError(hs, head, node.codemax);
+				node.codenorm2 = head->norm2;
+			}
 		}
 		UnlockReleaseBuffer(bufs[i]);
 		if (out[i].ok && !exact)
