@@ -172,7 +172,38 @@ CREATE INDEX ON hl8 USING omen_hnsw (v) WITH (codes = sq8);
 CREATE INDEX hl8_half ON hl8 USING omen_hnsw (v) WITH (codes = sq8, storage = half);
 SELECT heap_tids, storage, codes FROM omen_hnsw_info('hl8_half');
 
+-- codes = sq8 re-scores lazily, in the order of a lower bound of the exact
+-- distance: a scan through every row (many batches of 8) returns each row
+-- once, and the 40 rows of one batch come in ascending exact distance for
+-- five queries under each metric with a bound (float storage, so the SQL
+-- operator computes the distance the index ranks by)
+CREATE TABLE hz (id int, v vector(16));
+INSERT INTO hz SELECT i, (SELECT array_agg(round((sin(i * 0.37 + j * j * 0.11) * 10 + cos(i * 1.7 + j) * 5)::numeric, 2))::real[]::vector FROM generate_series(1, 16) j) FROM generate_series(1, 2000) i;
+CREATE INDEX hz_l2 ON hz USING omen_hnsw (v) WITH (codes = sq8);
+CREATE INDEX hz_ip ON hz USING omen_hnsw (v vector_ip_ops) WITH (codes = sq8);
+CREATE INDEX hz_cos ON hz USING omen_hnsw (v vector_cosine_ops) WITH (codes = sq8);
+SET enable_seqscan = off;
+SET omen.hnsw_ef_search = 8;
+SELECT count(*) AS n, count(DISTINCT id) AS ids FROM (SELECT id FROM hz ORDER BY v <-> (SELECT v FROM hz WHERE id = 17) LIMIT 3000) s;
+SELECT count(*) AS n, count(DISTINCT id) AS ids FROM (SELECT id FROM hz ORDER BY v <#> (SELECT v FROM hz WHERE id = 17) LIMIT 3000) s;
+SELECT count(*) AS n, count(DISTINCT id) AS ids FROM (SELECT id FROM hz ORDER BY v <=> (SELECT v FROM hz WHERE id = 17) LIMIT 3000) s;
+SET omen.hnsw_ef_search = 40;
+SELECT op, count(*) AS queries, bool_and(ds[2] <> ds[1]) AS distinct_distances,
+       bool_and((SELECT bool_and(ds[i] >= ds[i - 1] - 1e-6 * (1 + abs(ds[i - 1])))
+                 FROM generate_series(2, cardinality(ds)) i)) AS ascending
+FROM unnest(ARRAY[17, 101, 555, 1234, 1999]) qid,
+     LATERAL (SELECT v AS qv FROM hz WHERE id = qid) q,
+     LATERAL (
+  SELECT 'l2' AS op, (SELECT array_agg(d ORDER BY rn) FROM (SELECT s.v <-> q.qv AS d, row_number() OVER () AS rn FROM (SELECT v FROM hz ORDER BY v <-> q.qv LIMIT 40) s) a) AS ds
+  UNION ALL
+  SELECT 'ip', (SELECT array_agg(d ORDER BY rn) FROM (SELECT s.v <#> q.qv AS d, row_number() OVER () AS rn FROM (SELECT v FROM hz ORDER BY v <#> q.qv LIMIT 40) s) a)
+  UNION ALL
+  SELECT 'cosine', (SELECT array_agg(d ORDER BY rn) FROM (SELECT s.v <=> q.qv AS d, row_number() OVER () AS rn FROM (SELECT v FROM hz ORDER BY v <=> q.qv LIMIT 40) s) a)) r
+GROUP BY op ORDER BY op;
+RESET omen.hnsw_ef_search;
+RESET enable_seqscan;
+
 -- omen_hnsw_info on something else
 SELECT * FROM omen_hnsw_info('hb_pkey');
 
-DROP TABLE hb, hb_centres, hn, hu, hu2, hl, he, hul, hq, hl8;
+DROP TABLE hb, hb_centres, hn, hu, hu2, hl, he, hul, hq, hl8, hz;

@@ -5,8 +5,10 @@
  * The first call walks down the layers to layer 0 and runs the search with
  * omen.hnsw_ef_search; the rows come out in ascending distance (computed
  * from the vectors the index stores).  With codes = sq8 the walk ranks by
- * the codes and each batch is re-scored with the stored vectors before it
- * is returned (HnswDiskRescore).  When the executor asks for more
+ * the codes, and a batch's members are re-scored with the stored vectors
+ * before they are returned: lazily, in the order of a lower bound of
+ * their exact distance, only as far as the rows taken need (NextCand).
+ * When the executor asks for more
  * (a WHERE clause rejected rows), the same search resumes for the next
  * ef_search rows not yet returned (OmenGraphSearchNextBatch), until the
  * graph is exhausted or omen.max_scan_tuples rows have been returned.
