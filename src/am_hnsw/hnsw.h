@@ -203,9 +203,7 @@ typedef struct HnswNode
 	ItemPointerData heaptids[HNSW_HEAPTIDS];
 	uint8		level;
 	uint8		state;
-	float		codeerr;		/* sq8: bound on |stored vector - code| */
-	float		codenorm2;		/* sq8: |code|^2 */
-	float		codemax;		/* sq8: largest |component| of the code */
+	HnswSq8Head code;			/* sq8: the code's head (for its error) */
 } HnswNode;
 
 /* A best-first search over the index's pages */

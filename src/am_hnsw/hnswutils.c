@@ -278,13 +278,14 @@ HnswWalkDistance(HnswDiskSearch *ds, HnswElementTuple etup)
  * margin for the float arithmetic.
  */
 static float
-HnswCodeError(HnswShared *hs, const HnswSq8Head *head, float maxabs)
+HnswCodeError(HnswShared *hs, const HnswSq8Head *head, float maxabs,
+			  float sqrtdim)
 {
 	float		per = head->step * 0.5f;
 
 	if (HnswStorageHalf(hs->storage))
 		per += maxabs * (1.0f / 2048.0f) + 3.0e-8f;
-	return sqrtf((float) hs->dim) * per * 1.0001f;
+	return sqrtdim * per * 1.0001f;
 }
 
 /*
@@ -305,6 +306,7 @@ HnswDiskLowerBounds(HnswDiskSearch *ds, OmenCand *c, int n)
 {
 	HnswShared *hs = ds->hs;
 	float		qnorm = sqrtf(ds->qnorm2);
+	float		sqrtdim = sqrtf((float) hs->dim);
 	float		rel = 2.0e-7f * (float) hs->dim;
 
 	if (!HnswStorageSq8(hs->storage) ||
@@ -314,11 +316,12 @@ HnswDiskLowerBounds(HnswDiskSearch *ds, OmenCand *c, int n)
 		return false;
 	for (int i = 0; i < n; i++)
 	{
-		HnswNode   *node = &ds->nodes[c[i].aux];
-		float		e = node->codeerr;
-		float		slack = rel * (ds->qnorm2 + node->codenorm2 +
-								   4.0f * sqrtf((float) hs->dim) * qnorm *
-								   node->codemax) + 1.0e-30f;
+		const HnswSq8Head *head = &ds->nodes[c[i].aux].code;
+		float		maxabs = Max(fabsf(head->lo),
+								 fabsf(head->lo + 255.0f * head->step));
+		float		e = HnswCodeError(hs, head, maxabs, sqrtdim);
+		float		slack = rel * (ds->qnorm2 + head->norm2 +
+								   4.0f * sqrtdim * qnorm * maxabs) + 1.0e-30f;
 
 		if (hs->dist.metric == OMEN_METRIC_IP)
 			c[i].dist = c[i].dist - qnorm * e - slack;
@@ -523,18 +526,8 @@ ReadBatch(HnswDiskSearch *ds, const uint64 *ids, int n, OmenVisit *out,
 			node.level = etup->level;
 			node.state = etup->state;
 			memcpy(node.heaptids, etup->heaptids, sizeof(node.heaptids));
-			node.codeerr = 0.0f;
-			node.codenorm2 = 0.0f;
-			node.codemax = 0.0f;
 			if (HnswStorageSq8(hs->storage))
-			{
-				const HnswSq8Head *head = (const HnswSq8Head *) etup->data;
-
-				node.codemax = Max(fabsf(head->lo),
-								   fabsf(head->lo + 255.0f * head->step));
-				node.codeerr = HnswCodeError(hs, head, node.codemax);
-				node.codenorm2 = head->norm2;
-			}
+				memcpy(&node.code, etup->data, sizeof(HnswSq8Head));
 		}
 		UnlockReleaseBuffer(bufs[i]);
 		if (out[i].ok && !exact)
