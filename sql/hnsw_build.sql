@@ -93,6 +93,17 @@ CREATE INDEX hn_l2 ON hn USING omen_hnsw (v);
 CREATE INDEX hn_cos ON hn USING omen_hnsw (v vector_cosine_ops);
 SELECT heap_tids FROM omen_hnsw_info('hn_l2');
 SELECT heap_tids FROM omen_hnsw_info('hn_cos');
+
+-- storage = float unquoted: the grammar reads float as a type name and
+-- passes "pg_catalog.float8", which means float too; what pg_dump writes
+-- back (pg_get_indexdef) builds the same index
+CREATE INDEX hn_float ON hn USING omen_hnsw (v) WITH (storage = float, m = 4);
+CREATE INDEX hn_float2 ON hn USING omen_hnsw (v) WITH (storage = 'FLOAT');
+DO $$ BEGIN EXECUTE replace(pg_get_indexdef('hn_float'::regclass), 'hn_float', 'hn_float3'); END $$;
+SELECT c.relname, c.reloptions, x.storage, x.m
+FROM pg_class c, omen_hnsw_info(c.oid::regclass) x
+WHERE c.relname LIKE 'hn_float%' ORDER BY 1;
+DROP INDEX hn_float, hn_float2, hn_float3;
 SET enable_seqscan = off;
 SELECT id FROM hn ORDER BY v <-> '[1,1]' LIMIT 10;
 SELECT id FROM hn ORDER BY v <=> '[1,1]' LIMIT 10;

@@ -26,8 +26,14 @@
 
 static relopt_kind hnsw_relopt_kind;
 
+/*
+ * "float" unquoted is a type name to the grammar, so WITH (storage = float)
+ * arrives as "pg_catalog.float8": accept that spelling too.  The error
+ * detail lists only the two names users write.
+ */
 static relopt_enum_elt_def hnsw_storage_values[] = {
 	{"float", HNSW_STORAGE_FLOAT},
+	{"pg_catalog.float8", HNSW_STORAGE_FLOAT},
 	{"half", HNSW_STORAGE_HALF},
 	{NULL}
 };
