@@ -18,7 +18,7 @@ CREATE INDEX db_l2 ON db USING omen_diskann (v);
 -- 2-bit codes: 32 dimensions in 8 bytes; 42 neighbour slots for R = 32;
 -- the quantiser is trained (its relative squared error is far below 1)
 SELECT live_nodes, deleted_nodes, free_slots, dimensions, max_neighbors,
-       build_list_size, alpha::numeric(3,2), quantization_bits, code_bytes,
+       build_list_size, alpha, quantization_bits, code_bytes,
        trained, uncoded_nodes, quantizer_error < 0.2 AS codes_fit,
        entry_live, metric,
        pages - node_pages - vector_pages - 1 BETWEEN 1 AND 5 AS page_kinds,

@@ -12,6 +12,7 @@
 #include "catalog/index.h"
 #include "commands/progress.h"
 #include "commands/vacuum.h"
+#include "common/shortest_dec.h"
 #include "diskann.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -331,7 +332,13 @@ omen_diskann_info(PG_FUNCTION_ARGS)
 	values[7] = Int32GetDatum(meta.dim);
 	values[8] = Int32GetDatum(meta.max_neighbors);
 	values[9] = Int32GetDatum(meta.build_list_size);
-	values[10] = Float8GetDatum(meta.alpha);
+	{
+		/* alpha is a float4 option: show 1.2 as written, not 1.2000000476837158 */
+		char		buf[FLOAT_SHORTEST_DECIMAL_LEN];
+
+		float_to_shortest_decimal_buf(meta.alpha, buf);
+		values[10] = Float8GetDatum(strtod(buf, NULL));
+	}
 	values[11] = Int32GetDatum(meta.bits);
 	values[12] = Int32GetDatum(meta.bits == 0 ? 0 : ds.codebytes);
 	values[13] = BoolGetDatum(meta.trained);
