@@ -120,6 +120,8 @@ typedef struct ObDataset
 	int64_t    *ids;			/* NULL: row i has id i */
 	size_t		nq;				/* query vectors */
 	float	   *queries;		/* nq * dim */
+	size_t		nspare;			/* fmnist: test images after the queries */
+	float	   *spare;			/* nspare * dim: new rows for inserts */
 	uint64_t	base_hash;		/* hash of dim and the base vectors */
 	/* kind-specific */
 	char	   *fmnist_dir;

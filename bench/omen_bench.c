@@ -112,7 +112,8 @@ Usage(FILE *out)
 			"  load     only load the dataset into omen_bench_NAME\n"
 			"  gt       only compute (or find cached) the exact top-100 ground truth\n"
 			"  insert   insert throughput into the indexed table (one client, then the largest\n"
-			"           --clients count), then DELETE and VACUUM times\n"
+			"           --clients count), then DELETE and VACUUM times; the rows are new\n"
+			"           vectors (fmnist: test images that are not queries; synth: fresh rows)\n"
 			"  stream   streaming runbook: --rounds times delete --fraction of the rows, VACUUM,\n"
 			"           insert as many new ones, and measure recall against fresh ground truth\n"
 			"  plot     draw PNGs from JSON lines files: omen-bench plot FILE... --plot DIR\n"
@@ -1292,8 +1293,10 @@ Sweep(Ctx *c, const char *index)
 
 /*
  * The new vectors for ids first..first+count-1: fresh rows for a synthetic
- * dataset; otherwise copies of src rows reuse[i] (or, without reuse, of base
- * rows cycling from first).
+ * dataset; otherwise copies of src rows reuse[i]; without reuse, the
+ * dataset's spare rows (Fashion-MNIST's test images that are not queries,
+ * so inserts add new vectors, not duplicates an index may only link to),
+ * cycling, or else copies of base rows cycling from first.
  */
 static float *
 NewRows(Ctx *c, size_t first, size_t count, const float *src, const uint32_t *reuse)
@@ -1309,6 +1312,8 @@ NewRows(Ctx *c, size_t first, size_t count, const float *src, const uint32_t *re
 			ob_synth_row(&c->ds.synth, OB_SYNTH_BASE, first + i, out);
 		else
 			memcpy(out, reuse ? src + (size_t) reuse[i] * c->ds.dim :
+				   c->ds.nspare > 0 ?
+				   c->ds.spare + ((first + i) % c->ds.nspare) * c->ds.dim :
 				   c->ds.base + ((first + i) % c->ds.n) * c->ds.dim,
 				   sizeof(float) * c->ds.dim);
 	}

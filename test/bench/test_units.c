@@ -648,6 +648,58 @@ TestSynth(void)
 	}
 }
 
+/*
+ * A Fashion-MNIST directory in miniature: 3 training and 5 test images of
+ * 28 x 28.  The first --queries test images query; the rest are the spare
+ * rows that inserts add, so inserts are new vectors, not copies of rows.
+ */
+static void
+TestFmnistSpare(void)
+{
+	const int	px = 28 * 28;
+	const uint32_t train_dims[3] = {3, 28, 28};
+	const uint32_t test_dims[3] = {5, 28, 28};
+	unsigned char *buf = ob_malloc(16 + 5 * px);
+	char	   *dir = Scratch("fmnist_mini");
+	char		err[256];
+	ObDataset	d;
+	size_t		h;
+	bool		same = true;
+	bool		fresh = true;
+
+	mkdir(dir, 0777);
+	h = IdxHeader(buf, IDX_UINT8, 3, train_dims);
+	for (int i = 0; i < 3 * px; i++)
+		buf[h + i] = (unsigned char) (i % 7);	/* image j: pixel p = (j*784+p) % 7 */
+	WriteFile(ob_psprintf("%s/train-images-idx3-ubyte.gz", dir), buf, h + 3 * px, true);
+	h = IdxHeader(buf, IDX_UINT8, 3, test_dims);
+	for (int i = 0; i < 5 * px; i++)
+		buf[h + i] = (unsigned char) (100 + i / px);	/* test image j: all 100 + j */
+	WriteFile(ob_psprintf("%s/t10k-images-idx3-ubyte.gz", dir), buf, h + 5 * px, true);
+
+	ob_dataset_parse(&d, ob_psprintf("fmnist:dir=%s", dir), err, sizeof(err));
+	ob_dataset_load_files(&d, 2, 1);
+	ok(d.n == 3 && d.nq == 2 && d.nspare == 3,
+	   "fmnist: 3 base rows, 2 queries, 3 spare test images (got %zu, %zu, %zu)",
+	   d.n, d.nq, d.nspare);
+	for (int j = 0; j < 3; j++)
+		for (int p = 0; p < px; p++)
+			if (d.spare[j * px + p] != (float) (102 + j))
+				same = false;
+	ok(same, "fmnist: the spare rows are test images 2, 3, 4 in order");
+	same = true;
+	for (int q = 0; q < 2; q++)
+		if (d.queries[q * px] != (float) (100 + q))
+			same = false;
+	ok(same, "fmnist: the queries are test images 0 and 1");
+	for (int j = 0; j < 3; j++)
+		for (int b = 0; b < 3; b++)
+			if (memcmp(d.spare + j * px, d.base + b * px, sizeof(float) * px) == 0)
+				fresh = false;
+	ok(fresh, "fmnist: no spare row equals a base row");
+	free(buf);
+}
+
 /* Dataset specs and their errors */
 static void
 TestSpecs(void)
@@ -786,6 +838,7 @@ main(int argc, char **argv)
 	TestRecall();
 	TestSynth();
 	TestSpecs();
+	TestFmnistSpare();
 	TestVectorText();
 	TestJson();
 	TestLatency();
