@@ -20,6 +20,9 @@
 # server settings with OMEN_BENCH_SETTINGS="name=value ...".
 # OMEN_BENCH_SKIP_BUILD=1 skips the omen build and install (omen-bench is
 # always rebuilt if its sources changed).
+#   bash scripts/bench.sh --script FILE [ARGS]
+# runs `bash FILE ARGS` on the throwaway server instead of one omen-bench
+# command (scripts/vs-pgvector.sh uses it).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$OMEN_ROOT"
@@ -40,7 +43,7 @@ quiet()
 
 case "${1:-}" in
 	-h | --help | help | "")
-		sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+		sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 		echo
 		if [[ -x bench/omen-bench ]]; then bench/omen-bench --help; fi
 		exit 0
@@ -67,5 +70,10 @@ psql -XAtq -c 'CREATE EXTENSION IF NOT EXISTS omen' >/dev/null
 echo "bench.sh: throwaway server PGHOST=$PGHOST PGPORT=$PGPORT (${settings[*]}, wal_consistency_checking off)" >&2
 
 status=0
-bench/omen-bench "$@" || status=$?
+if [[ ${1:-} == --script ]]; then
+	shift
+	bash "$@" || status=$?
+else
+	bench/omen-bench "$@" || status=$?
+fi
 exit "$status"
