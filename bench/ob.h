@@ -121,7 +121,7 @@ typedef struct ObDataset
 	size_t		nq;				/* query vectors */
 	float	   *queries;		/* nq * dim */
 	size_t		nspare;			/* fmnist: test images after the queries */
-	float	   *spare;			/* nspare * dim: new rows for inserts */
+	float	   *spare;			/* nspare * dim, after queries: new rows for inserts */
 	uint64_t	base_hash;		/* hash of dim and the base vectors */
 	/* kind-specific */
 	char	   *fmnist_dir;

@@ -448,23 +448,20 @@ ob_dataset_load_files(ObDataset *ds, size_t want_queries, uint64_t seed)
 	{
 		IdxFile		train,
 					test;
+		size_t		ntest;
 
 		OpenImages(&train, ds->fmnist_dir, "train");
 		OpenImages(&test, ds->fmnist_dir, "t10k");
-		size_t		ntest;
-		float	   *all;
-
 		ds->base = ReadImages(&train, 0, &ds->n);
-		/* the first want_queries test images query; the rest can be inserted */
-		all = ReadImages(&test, 0, &ntest);
+
+		/*
+		 * All test images, in one array: the first want_queries query, the
+		 * rest are the spare rows inserts add
+		 */
+		ds->queries = ReadImages(&test, 0, &ntest);
 		ds->nq = (want_queries == 0 || want_queries > ntest) ? ntest : want_queries;
-		ds->queries = ob_malloc(sizeof(float) * ds->nq * ds->dim + 1);
-		memcpy(ds->queries, all, sizeof(float) * ds->nq * ds->dim);
 		ds->nspare = ntest - ds->nq;
-		ds->spare = ob_malloc(sizeof(float) * ds->nspare * ds->dim + 1);
-		memcpy(ds->spare, all + ds->nq * ds->dim,
-			   sizeof(float) * ds->nspare * ds->dim);
-		free(all);
+		ds->spare = ds->queries + ds->nq * (size_t) ds->dim;
 		idx_close(&train);
 		idx_close(&test);
 	}
