@@ -53,6 +53,7 @@ OmenGraphSearchReset(OmenGraphSearch *s, int ef)
 	s->result.count = 0;
 	s->rejected.count = 0;
 	s->nexpanded = 0;
+	s->hasnearest = false;
 }
 
 /* Release a search's memory */
@@ -90,6 +91,11 @@ Offer(OmenGraphSearch *s, OmenCand c, bool isresult)
 	OmenHeap   *r = &s->result;
 
 	c.id &= ~OMEN_CAND_FLAGS;
+	if (!s->hasnearest || c.dist < s->nearest.dist)
+	{
+		s->nearest = c;
+		s->hasnearest = true;
+	}
 	if (r->count < s->ef || c.dist < r->items[0].dist)
 	{
 		OmenHeapPush(&s->cand, c);
@@ -252,11 +258,38 @@ OmenGraphSearchNextBatch(OmenGraphSearch *s, int layer)
 }
 
 /*
+ * Seed the search for the layer below with r[0..n) (the results of this
+ * layer), after a reset to ef.  A layer that found no results (every node
+ * it met is deleted, as when the entry point is deleted and VACUUM has not
+ * yet replaced it) is seeded with the nearest node it met instead, to walk
+ * on through: seeding it with nothing would leave the layers below with no
+ * candidates at all, and an insert would link its new element to nothing.
+ * Returns false if the layer met no node at all.
+ */
+static bool
+SeedNextLayer(OmenGraphSearch *s, int ef, OmenCand *r, int n)
+{
+	OmenCand	nearest = s->nearest;
+	bool		hasnearest = s->hasnearest;
+
+	OmenGraphSearchReset(s, ef);
+	for (int i = 0; i < n; i++)
+		OmenGraphSearchAddCand(s, r[i]);
+	if (n > 0)
+		return true;
+	if (!hasnearest)
+		return false;
+	(void) OmenVisitedTestAndSet(&s->visited, nearest.id);
+	Offer(s, nearest, false);
+	return true;
+}
+
+/*
  * Walk greedily (ef = 1) from entry down the layers fromlayer .. tolayer+1
  * of a hierarchical graph, leaving the search seeded at tolayer with the
  * best node found.  Returns false if even the entry could not be visited.
  * A layer that only met nodes which are not results (deleted) keeps
- * walking from the entry.
+ * walking from the nearest of them.
  */
 bool
 OmenGraphSearchDescend(OmenGraphSearch *s, uint64 entry, int fromlayer,
@@ -272,14 +305,9 @@ OmenGraphSearchDescend(OmenGraphSearch *s, uint64 entry, int fromlayer,
 
 		OmenGraphSearchRun(s, layer);
 		n = OmenGraphSearchTakeResults(s, &r);
-		OmenGraphSearchReset(s, 1);
-		if (n == 0)
-			OmenGraphSearchAddEntry(s, entry);
-		else
-		{
-			OmenGraphSearchAddCand(s, r[0]);
+		(void) SeedNextLayer(s, 1, r, Min(n, 1));
+		if (r)
 			pfree(r);
-		}
 	}
 	return true;
 }
@@ -287,7 +315,7 @@ OmenGraphSearchDescend(OmenGraphSearch *s, uint64 entry, int fromlayer,
 /*
  * Search one layer with ef results and return them, nearest first (*out
  * palloc'd, NULL if none).  The search is left seeded with them, ready for
- * the layer below.
+ * the layer below (or, if there are none, with the nearest node it met).
  */
 int
 OmenGraphSearchLayer(OmenGraphSearch *s, int layer, int ef, OmenCand **out)
@@ -297,8 +325,6 @@ OmenGraphSearchLayer(OmenGraphSearch *s, int layer, int ef, OmenCand **out)
 	s->ef = Max(ef, 1);
 	OmenGraphSearchRun(s, layer);
 	n = OmenGraphSearchTakeResults(s, out);
-	OmenGraphSearchReset(s, ef);
-	for (int i = 0; i < n; i++)
-		OmenGraphSearchAddCand(s, (*out)[i]);
+	(void) SeedNextLayer(s, ef, *out, n);
 	return n;
 }

@@ -270,6 +270,9 @@ typedef struct OmenGraphSearch
 	OmenHeap	cand;			/* to expand, nearest first */
 	OmenHeap	result;			/* best ef, furthest on top */
 	OmenHeap	rejected;		/* found but not kept, nearest first */
+	OmenCand	nearest;		/* nearest node offered since the last reset,
+								 * a result or not */
+	bool		hasnearest;
 	uint64	   *nbuf;
 	uint64	   *fresh;			/* the unvisited part of nbuf */
 	OmenVisit  *visits;

@@ -226,6 +226,7 @@ extern int	HnswGetEfConstruction(Relation index);
 extern int	HnswGetStorage(Relation index);
 extern void HnswReadMeta(Relation index, HnswMetaPageData *meta);
 extern void HnswInitShared(HnswShared *hs, Relation index);
+extern void HnswRefreshEntry(HnswShared *hs);
 extern void HnswFreeShared(HnswShared *hs);
 extern int	HnswMaxLevel(int m);
 extern int	HnswRandomLevel(float ml, int maxlevel);

@@ -295,8 +295,9 @@ SortLayerCands(LayerCands *lc)
 /*
  * Search each layer from the top for candidate neighbours of vec, filling
  * layers[0 .. min(level, entry level)], each with its candidates' vectors.
+ * Returns false if the search could not start: the entry point is gone.
  */
-static void
+static bool
 FindCandidates(HnswShared *hs, const float *vec, int level, LayerCands *layers,
 			   ItemPointer self)
 {
@@ -307,7 +308,7 @@ FindCandidates(HnswShared *hs, const float *vec, int level, LayerCands *layers,
 	if (!HnswDiskDescend(&ds, top, hs->ef_construction))
 	{
 		HnswDiskSearchFree(&ds);
-		return;
+		return false;
 	}
 
 	for (int l = top; l >= 0; l--)
@@ -347,6 +348,7 @@ FindCandidates(HnswShared *hs, const float *vec, int level, LayerCands *layers,
 			SortLayerCands(lc);
 	}
 	HnswDiskSearchFree(&ds);
+	return true;
 }
 
 /* Choose the new element's neighbours on each layer */
@@ -648,11 +650,13 @@ HnswInsertVector(HnswShared *hs, const float *vec, ItemPointer heaptid)
 	LayerCands	layers[HNSW_MAX_LEVEL + 1];
 	ItemPointerData newtid;
 	int			top;
+	int			attempts = 0;
 	MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext,
 											  "omen_hnsw insert",
 											  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(tmp);
 
+retry:
 	memset(layers, 0, sizeof(layers));
 
 	if (hs->entry_level < 0)
@@ -663,7 +667,7 @@ HnswInsertVector(HnswShared *hs, const float *vec, ItemPointer heaptid)
 		{
 			/* another insert got there first: link to it like any other */
 			top = Min(level, hs->entry_level);
-			FindCandidates(hs, vec, level, layers, &newtid);
+			(void) FindCandidates(hs, vec, level, layers, &newtid);
 			ChooseNeighbors(hs, layers, top);
 			WriteOwnNeighbors(hs, &newtid, layers, top);
 			goto link_back;
@@ -672,7 +676,15 @@ HnswInsertVector(HnswShared *hs, const float *vec, ItemPointer heaptid)
 	}
 
 	top = Min(level, hs->entry_level);
-	FindCandidates(hs, vec, level, layers, NULL);
+	if (!FindCandidates(hs, vec, level, layers, NULL) && attempts++ < 3)
+	{
+		/*
+		 * The entry point read at the start was replaced by VACUUM and
+		 * freed before the search reached it: read it again.
+		 */
+		HnswRefreshEntry(hs);
+		goto retry;
+	}
 	if (TryAddDuplicate(hs, vec, &layers[0], heaptid))
 		goto done;
 	ChooseNeighbors(hs, layers, top);
@@ -703,7 +715,15 @@ link_back:
 							lc->cands[c].dist, true);
 		}
 	}
-	if (level > hs->entry_level)
+
+	/*
+	 * An element that found no neighbours (the whole graph it could reach
+	 * was deleted) must not become the entry point of a graph that has
+	 * other elements: searches would start from a node with no edges, and
+	 * every later insert would link only to it, growing a second graph
+	 * that queries never leave.  VACUUM links it in later.
+	 */
+	if (level > hs->entry_level && layers[0].nchosen > 0)
 		TrySetEntry(hs, &newtid, level, false);
 
 done:

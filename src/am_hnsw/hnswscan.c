@@ -194,10 +194,23 @@ StartScan(IndexScanDesc scan)
 
 	HnswDiskSearchInit(&so->ds, hs, so->base.query, hnsw_ef_search, true);
 	so->base.searching = true;
-	if (!HnswDiskDescend(&so->ds, 0, hnsw_ef_search))
+
+	/*
+	 * The entry point can be freed between reading the meta page and
+	 * reaching it (VACUUM replaced it meanwhile): read it again.  If the
+	 * walk still cannot start, the search stays empty and the sweep returns
+	 * every live element, in exact order.
+	 */
+	for (int attempt = 0; !HnswDiskDescend(&so->ds, 0, hnsw_ef_search); attempt++)
 	{
-		so->base.done = true;
-		return;
+		if (attempt == 3)
+			return;
+		HnswRefreshEntry(hs);
+		if (hs->entry_level < 0)
+		{
+			so->base.done = true;
+			return;
+		}
 	}
 	OmenGraphSearchRun(&so->ds.search, 0);
 	so->base.nbatch = OmenGraphSearchTakeResults(&so->ds.search, &so->base.batch);

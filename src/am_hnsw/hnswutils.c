@@ -85,6 +85,20 @@ HnswInitShared(HnswShared *hs, Relation index)
 		hs->scratch = palloc(sizeof(float) * hs->dim);
 }
 
+/*
+ * Read the entry point again: the one read before may have been replaced
+ * by VACUUM and freed since (a search from it then finds nothing)
+ */
+void
+HnswRefreshEntry(HnswShared *hs)
+{
+	HnswMetaPageData meta;
+
+	HnswReadMeta(hs->index, &meta);
+	hs->entry = meta.entry;
+	hs->entry_level = meta.entry_level;
+}
+
 /* Release what HnswInitShared allocated */
 void
 HnswFreeShared(HnswShared *hs)

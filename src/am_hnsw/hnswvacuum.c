@@ -11,13 +11,16 @@
  *        reached through them) and what a search of that layer from the
  *        element finds (ef_construction), followed by the live neighbours
  *        it had while there is room, so a repair replaces what was
- *        deleted without thinning the list.  A deleted entry point is
- *        replaced by the live element with the highest level.
+ *        deleted without thinning the list.  An entry point that is
+ *        deleted, or links to nothing live, is replaced by a linked live
+ *        element of the highest level.
  * Pass 2b finds live elements that no live element links to any more on
  *        layer 0 (their in-edges went through deleted nodes and the repair
  *        pruned them away) and links each into the lists of its three
  *        nearest live neighbours, as IP-DiskANN does for the out-neighbours
  *        of a deleted node; without this they could never be found again.
+ *        A live element that links to nothing live first gets a list from
+ *        a search of layer 0.
  * Pass 3 frees the DELETED elements: both tuples are removed from their
  *        pages (line pointers stay, so no other TID moves) and the space is
  *        recorded in the free space map, where inserts look first.
@@ -38,6 +41,9 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
+/* how many live elements of the highest levels pass 1 keeps as entry points */
+#define HNSW_ENTRY_CANDIDATES	32
+
 typedef struct VacuumState
 {
 	IndexVacuumInfo *info;
@@ -47,10 +53,39 @@ typedef struct VacuumState
 	ItemPointerData *deltids;	/* the same, as a list */
 	int			ndeleted;
 	int			maxdeleted;
-	ItemPointerData best;		/* live element with the highest level */
-	int			bestlevel;
+	/* live elements with the highest levels: entry point candidates */
+	ItemPointerData ecand[HNSW_ENTRY_CANDIDATES];
+	int			eclevel[HNSW_ENTRY_CANDIDATES];
+	int			necand;
 	MemoryContext tmpCtx;
 } VacuumState;
+
+/* Remember a live element as an entry point candidate if its level is high */
+static void
+NoteEntryCandidate(VacuumState *vs, ItemPointer tid, int level)
+{
+	int			low = 0;
+
+	if (vs->necand < HNSW_ENTRY_CANDIDATES)
+	{
+		vs->ecand[vs->necand] = *tid;
+		vs->eclevel[vs->necand++] = level;
+		return;
+	}
+	for (int i = 1; i < vs->necand; i++)
+		if (vs->eclevel[i] < vs->eclevel[low])
+			low = i;
+	if (level > vs->eclevel[low])
+	{
+		/* keep page order among the rest: shift the later ones down */
+		memmove(&vs->ecand[low], &vs->ecand[low + 1],
+				sizeof(ItemPointerData) * (vs->necand - low - 1));
+		memmove(&vs->eclevel[low], &vs->eclevel[low + 1],
+				sizeof(int) * (vs->necand - low - 1));
+		vs->ecand[vs->necand - 1] = *tid;
+		vs->eclevel[vs->necand - 1] = level;
+	}
+}
 
 /* Pass 1 on one page: drop dead heap TIDs, mark emptied elements DELETED */
 static void
@@ -151,11 +186,8 @@ RemoveDeadTids(VacuumState *vs, BlockNumber blkno,
 			vs->deltids[vs->ndeleted++] = tid;
 			OmenVisitedTestAndSet(&vs->deleted, OmenTidToId(&tid));
 		}
-		else if (etup->level > vs->bestlevel)
-		{
-			vs->bestlevel = etup->level;
-			vs->best = tid;
-		}
+		else
+			NoteEntryCandidate(vs, &tid, etup->level);
 	}
 
 	if (wpage)
@@ -177,6 +209,89 @@ IsDeleted(VacuumState *vs, ItemPointer tid)
 	return OmenVisitedContains(&vs->deleted, OmenTidToId(tid));
 }
 
+/*
+ * Append to cand what a search of `layer` for evec finds: live elements
+ * other than etid, as many as a list holds.  Returns the new count.
+ */
+static int
+SearchLayerCands(VacuumState *vs, ItemPointer etid, const float *evec,
+				 int layer, ItemPointerData *cand, int ncand)
+{
+	HnswShared *hs = &vs->hs;
+	int			cap = HnswLayerCapacity(layer, hs->m);
+	HnswDiskSearch ds;
+	OmenCand   *found;
+	int			nfound;
+
+	HnswDiskSearchInit(&ds, hs, evec, cap, false);
+	if (HnswDiskDescend(&ds, layer, cap))
+	{
+		OmenGraphSearchRun(&ds.search, layer);
+		nfound = OmenGraphSearchTakeResults(&ds.search, &found);
+		for (int i = 0; i < nfound; i++)
+		{
+			ItemPointer t = &ds.nodes[found[i].aux].tid;
+
+			if (!ItemPointerEquals(t, etid) && !IsDeleted(vs, t))
+				cand[ncand++] = *t;
+		}
+	}
+	HnswDiskSearchFree(&ds);
+	return ncand;
+}
+
+/*
+ * Choose up to cap neighbours for the element with vector evec among
+ * cand[0..ncand) (duplicates and elements no longer live are skipped):
+ * RobustPrune over their exact distances, nearest first.  Writes the
+ * chosen TIDs to list and their distances to dists (if not NULL);
+ * returns how many.
+ */
+static int
+PruneCands(VacuumState *vs, const float *evec, ItemPointerData *cand,
+		   int ncand, int cap, ItemPointerData *list, float *dists)
+{
+	HnswShared *hs = &vs->hs;
+	OmenCand   *cands = palloc(sizeof(OmenCand) * Max(ncand, 1));
+	float	  **vecs = palloc(sizeof(float *) * Max(ncand, 1));
+	float	  **svecs = palloc(sizeof(float *) * Max(ncand, 1));
+	ItemPointerData *tids = palloc(sizeof(ItemPointerData) * Max(ncand, 1));
+	int		   *chosen = palloc(sizeof(int) * Max(cap, 1));
+	int			n = 0;
+	int			nchosen;
+	OmenVisited seen;
+	OmenVecPairArg pa;
+
+	OmenVisitedInit(&seen, ncand + 1);
+	for (int i = 0; i < ncand; i++)
+	{
+		if (OmenVisitedTestAndSet(&seen, OmenTidToId(&cand[i])))
+			continue;
+		vecs[n] = palloc(sizeof(float) * hs->dim);
+		if (!HnswReadElementVector(hs, &cand[i], vecs[n], NULL))
+			continue;
+		tids[n] = cand[i];
+		cands[n].dist = OmenDistanceCalc(&hs->dist, evec, vecs[n]);
+		cands[n].id = n;
+		cands[n].aux = 0;
+		n++;
+	}
+	OmenVisitedFree(&seen);
+	OmenSortCands(cands, n);
+	for (int i = 0; i < n; i++)
+		svecs[i] = vecs[cands[i].id];
+	pa.dist = &hs->dist;
+	pa.vecs = svecs;
+	nchosen = OmenRobustPrune(cands, n, 1.0f, cap, OmenVecPairDist, &pa, chosen);
+	for (int i = 0; i < nchosen; i++)
+	{
+		list[i] = tids[cands[chosen[i]].id];
+		if (dists)
+			dists[i] = cands[chosen[i]].dist;
+	}
+	return nchosen;
+}
+
 /* Pass 2 for one live element: rebuild each layer list that names a deleted node */
 static void
 RepairElement(VacuumState *vs, ItemPointer etid, HnswNode *node,
@@ -189,8 +304,10 @@ RepairElement(VacuumState *vs, ItemPointer etid, HnswNode *node,
 		int			cap = HnswLayerCapacity(layer, hs->m);
 		int			start = HnswLayerStart(layer, hs->m);
 		ItemPointerData slots[HNSW_MAX_M * 2];
+		ItemPointerData list[HNSW_MAX_M * 2];
 		ItemPointerData *cand;
 		int			ncand = 0;
+		int			nchosen;
 		bool		touched = false;
 		Buffer		buf;
 		Page		page;
@@ -259,94 +376,29 @@ RepairElement(VacuumState *vs, ItemPointer etid, HnswNode *node,
 		 * fresh build's level) for 60% more VACUUM time (14-18 s a round
 		 * against 8-10 s).
 		 */
+		ncand = SearchLayerCands(vs, etid, evec, layer, cand, ncand);
+		nchosen = PruneCands(vs, evec, cand, ncand, cap, list, NULL);
+
+		/*
+		 * Keep the live neighbours the list had, after the new choice, while
+		 * there is room: the repair replaces what was deleted, it does not
+		 * thin what was there (inserts add back-links the same way, without
+		 * pruning a list that is not full).
+		 */
+		for (int i = 0; i < cap && nchosen < cap; i++)
 		{
-			HnswDiskSearch ds;
-			OmenCand   *found;
-			int			nfound;
+			bool		have = false;
 
-			HnswDiskSearchInit(&ds, hs, evec, cap, false);
-			if (HnswDiskDescend(&ds, layer, cap))
-			{
-				OmenGraphSearchRun(&ds.search, layer);
-				nfound = OmenGraphSearchTakeResults(&ds.search, &found);
-				for (int i = 0; i < nfound; i++)
-				{
-					ItemPointer t = &ds.nodes[found[i].aux].tid;
-
-					if (!ItemPointerEquals(t, etid) && !IsDeleted(vs, t))
-						cand[ncand++] = *t;
-				}
-			}
-			HnswDiskSearchFree(&ds);
+			if (!ItemPointerIsValid(&slots[i]) || IsDeleted(vs, &slots[i]))
+				continue;
+			for (int k = 0; k < nchosen && !have; k++)
+				have = ItemPointerEquals(&list[k], &slots[i]);
+			if (!have)
+				list[nchosen++] = slots[i];
 		}
-
-		/* distances from this element; unique live candidates only */
-		{
-			OmenCand   *cands = palloc(sizeof(OmenCand) * Max(ncand, 1));
-			float	  **vecs = palloc(sizeof(float *) * Max(ncand, 1));
-			ItemPointerData *tids = palloc(sizeof(ItemPointerData) * Max(ncand, 1));
-			int		   *chosen = palloc(sizeof(int) * cap);
-			int			n = 0;
-			int			nchosen;
-			OmenVisited seen;
-			OmenVecPairArg pa;
-			ItemPointerData list[HNSW_MAX_M * 2];
-
-			OmenVisitedInit(&seen, ncand + 1);
-			for (int i = 0; i < ncand; i++)
-			{
-				if (OmenVisitedTestAndSet(&seen, OmenTidToId(&cand[i])))
-					continue;
-				vecs[n] = palloc(sizeof(float) * hs->dim);
-				if (!HnswReadElementVector(hs, &cand[i], vecs[n], NULL))
-					continue;
-				tids[n] = cand[i];
-				cands[n].dist = OmenDistanceCalc(&hs->dist, evec, vecs[n]);
-				cands[n].id = n;
-				cands[n].aux = 0;
-				n++;
-			}
-			OmenSortCands(cands, n);
-			{
-				float	  **svecs = palloc(sizeof(float *) * Max(n, 1));
-				ItemPointerData *stids = palloc(sizeof(ItemPointerData) * Max(n, 1));
-
-				for (int i = 0; i < n; i++)
-				{
-					svecs[i] = vecs[cands[i].id];
-					stids[i] = tids[cands[i].id];
-				}
-				vecs = svecs;
-				tids = stids;
-			}
-			pa.dist = &hs->dist;
-			pa.vecs = vecs;
-			nchosen = OmenRobustPrune(cands, n, 1.0f, cap, OmenVecPairDist, &pa,
-									  chosen);
-			for (int i = 0; i < nchosen; i++)
-				list[i] = tids[chosen[i]];
-
-			/*
-			 * Keep the live neighbours the list had, after the new choice,
-			 * while there is room: the repair replaces what was deleted, it
-			 * does not thin what was there (inserts add back-links the same
-			 * way, without pruning a list that is not full).
-			 */
-			for (int i = 0; i < cap && nchosen < cap; i++)
-			{
-				bool		have = false;
-
-				if (!ItemPointerIsValid(&slots[i]) || IsDeleted(vs, &slots[i]))
-					continue;
-				for (int k = 0; k < nchosen && !have; k++)
-					have = ItemPointerEquals(&list[k], &slots[i]);
-				if (!have)
-					list[nchosen++] = slots[i];
-			}
-			/* a concurrent insert changed the list: leave it to next time */
-			(void) HnswWriteNeighborLayer(hs, &node->neighbortid, layer, slots,
-										  list, nchosen);
-		}
+		/* a concurrent insert changed the list: leave it to next time */
+		(void) HnswWriteNeighborLayer(hs, &node->neighbortid, layer, slots,
+									  list, nchosen);
 	}
 }
 
@@ -418,6 +470,7 @@ RepairGraph(VacuumState *vs)
 typedef struct OrphanScan
 {
 	OmenVisited *linked;		/* ids some live element links to */
+	OmenVisited *hasout;		/* ids with an out-edge not to a deleted one */
 	OmenVisited *live;			/* ids of live elements */
 	ItemPointerData *lives;
 	int			nlive;
@@ -441,54 +494,87 @@ NoteLinks(VacuumState *vs, ItemPointer etid, HnswNode *node, void *arg)
 	OmenVisitedTestAndSet(ol->live, OmenTidToId(etid));
 	n = HnswReadNeighborLayer(&vs->hs, &node->neighbortid, 0, tids);
 	for (int i = 0; i < n; i++)
+	{
 		OmenVisitedTestAndSet(ol->linked, OmenTidToId(&tids[i]));
+		if (!IsDeleted(vs, &tids[i]))
+			OmenVisitedTestAndSet(ol->hasout, OmenTidToId(etid));
+	}
 }
 
-/* Pass 2b: give every unreachable live element in-edges again */
+/*
+ * Pass 2b: give every live element that nothing links to on layer 0 (an
+ * orphan) in-edges again, and every live element that links to nothing
+ * live (a dead end) out-edges.
+ *
+ * An orphan is linked from the nearest live members of its own list.  A
+ * dead end gets a list first, from a search of layer 0 as an insert would
+ * do: an element written while everything its insert could reach was
+ * deleted has no neighbours at all, and is then an orphan as well.
+ */
 static void
 LinkOrphans(VacuumState *vs)
 {
 	HnswShared *hs = &vs->hs;
 	OrphanScan	ol;
-	OmenVisited linked;			/* ids some live element links to */
-	OmenVisited live;			/* ids of live elements */
+	OmenVisited linked;
+	OmenVisited hasout;
+	OmenVisited live;
 	ItemPointerData *lives;
-	int			nlive = 0;
-	int			maxlive = 1024;
-	ItemPointerData tids[HNSW_MAX_M * 2];
+	int			nlive;
 	float	   *wvec = palloc(sizeof(float) * Max(hs->dim, 1));
 	float	   *evec = palloc(sizeof(float) * Max(hs->dim, 1));
 
 	OmenVisitedInit(&linked, 1024);
+	OmenVisitedInit(&hasout, 1024);
 	OmenVisitedInit(&live, 1024);
-	lives = palloc(sizeof(ItemPointerData) * maxlive);
 
 	ol.linked = &linked;
+	ol.hasout = &hasout;
 	ol.live = &live;
-	ol.lives = lives;
+	ol.maxlive = 1024;
+	ol.lives = palloc(sizeof(ItemPointerData) * ol.maxlive);
 	ol.nlive = 0;
-	ol.maxlive = maxlive;
 	ForEachLiveElement(vs, NoteLinks, &ol);
 	lives = ol.lives;
 	nlive = ol.nlive;
 
 	for (int i = 0; i < nlive; i++)
 	{
+		uint64		id = OmenTidToId(&lives[i]);
+		bool		orphan;
+		bool		deadend;
 		HnswNode	w;
+		ItemPointerData tids[HNSW_MAX_M * 2];
+		float		dists[HNSW_MAX_M * 2];
 		int			n;
 		int			done = 0;
+		MemoryContext old;
 
-		if (OmenVisitedContains(&linked, OmenTidToId(&lives[i])) ||
-			(hs->entry_level >= 0 && ItemPointerEquals(&lives[i], &hs->entry)))
+		orphan = !OmenVisitedContains(&linked, id) &&
+			!(hs->entry_level >= 0 && ItemPointerEquals(&lives[i], &hs->entry));
+		deadend = !OmenVisitedContains(&hasout, id);
+		if (!orphan && !deadend)
 			continue;
 		vacuum_delay_point();
 		if (!HnswReadElementNode(hs, &lives[i], &w) ||
 			!HnswReadElementVector(hs, &lives[i], wvec, NULL))
 			continue;
 
-		/* its own list is nearest first: link it from those neighbours */
-		n = HnswReadNeighborLayer(hs, &w.neighbortid, 0, tids);
-		for (int j = 0; j < n && done < HNSW_ORPHAN_LINKS; j++)
+		old = MemoryContextSwitchTo(vs->tmpCtx);
+		if (deadend)
+		{
+			ItemPointerData *cand = palloc(sizeof(ItemPointerData) * 2 * hs->m);
+			int			ncand = SearchLayerCands(vs, &lives[i], wvec, 0, cand, 0);
+
+			n = PruneCands(vs, wvec, cand, ncand, 2 * hs->m, tids, dists);
+			for (int j = 0; j < n; j++)
+				HnswAddNeighbor(hs, &w, wvec, 0, &tids[j], dists[j], false);
+		}
+		else
+			n = HnswReadNeighborLayer(hs, &w.neighbortid, 0, tids);
+
+		/* its list is nearest first: link it from those neighbours */
+		for (int j = 0; orphan && j < n && done < HNSW_ORPHAN_LINKS; j++)
 		{
 			HnswNode	e;
 
@@ -496,50 +582,124 @@ LinkOrphans(VacuumState *vs)
 				!HnswReadElementNode(hs, &tids[j], &e) ||
 				!HnswReadElementVector(hs, &tids[j], evec, NULL))
 				continue;
-			{
-				MemoryContext old = MemoryContextSwitchTo(vs->tmpCtx);
-
-				HnswAddNeighbor(hs, &e, evec, 0, &lives[i],
-								OmenDistanceCalc(&hs->dist, evec, wvec), true);
-				MemoryContextSwitchTo(old);
-			}
+			HnswAddNeighbor(hs, &e, evec, 0, &lives[i],
+							OmenDistanceCalc(&hs->dist, evec, wvec), true);
 			done++;
 		}
+		MemoryContextSwitchTo(old);
 		MemoryContextReset(vs->tmpCtx);
 	}
 
 	OmenVisitedFree(&linked);
+	OmenVisitedFree(&hasout);
 	OmenVisitedFree(&live);
 	pfree(lives);
 	pfree(wvec);
 	pfree(evec);
 }
 
-/* Point the meta page's entry at a live element if it is a deleted one */
+/* Whether the element at tid links to a live element on layer 0 */
+static bool
+HasLiveNeighbor(VacuumState *vs, ItemPointer tid)
+{
+	HnswShared *hs = &vs->hs;
+	HnswNode	node;
+	HnswNode	nb;
+	ItemPointerData tids[HNSW_MAX_M * 2];
+	int			n;
+
+	if (!HnswReadElementNode(hs, tid, &node) || node.state != HNSW_ELEMENT_LIVE)
+		return false;
+	n = HnswReadNeighborLayer(hs, &node.neighbortid, 0, tids);
+	for (int i = 0; i < n; i++)
+		if (!IsDeleted(vs, &tids[i]) && HnswReadElementNode(hs, &tids[i], &nb) &&
+			nb.state == HNSW_ELEMENT_LIVE)
+			return true;
+	return false;
+}
+
+/*
+ * Replace the entry point if it is deleted, or if it links to nothing live
+ * on layer 0 (searches would start from a node with no way out).  The new
+ * one is the first element of the highest level among pass 1's candidates
+ * that links to a live element (after pass 2's repairs), else the first of
+ * the highest level.  The choice is made with no lock held, and written
+ * only if the entry point is still the one it replaces.
+ */
 static void
 ReplaceEntryPoint(VacuumState *vs)
 {
 	Relation	index = vs->hs.index;
-	Buffer		buf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
-	HnswMetaPage meta;
+	HnswMetaPageData meta;
+	ItemPointerData newentry;
+	int			newlevel = -1;
+	int			order[HNSW_ENTRY_CANDIDATES];
+	Buffer		buf;
+	HnswMetaPage wmeta;
 
+	HnswReadMeta(index, &meta);
+	if (meta.entry_level < 0 ||
+		(!IsDeleted(vs, &meta.entry) && HasLiveNeighbor(vs, &meta.entry)))
+		return;
+
+	/* candidates by level, highest first, in page order within a level */
+	for (int i = 0; i < vs->necand; i++)
+	{
+		int			j = i;
+
+		while (j > 0 && vs->eclevel[order[j - 1]] < vs->eclevel[i])
+		{
+			order[j] = order[j - 1];
+			j--;
+		}
+		order[j] = i;
+	}
+	ItemPointerSetInvalid(&newentry);
+	for (int i = 0; i < vs->necand; i++)
+	{
+		int			c = order[i];
+
+		if (HasLiveNeighbor(vs, &vs->ecand[c]))
+		{
+			newentry = vs->ecand[c];
+			newlevel = vs->eclevel[c];
+			break;
+		}
+	}
+	if (newlevel < 0)
+	{
+		/* none is linked: keep a live entry point, replace a deleted one */
+		if (!IsDeleted(vs, &meta.entry))
+			return;
+		if (vs->necand > 0)
+		{
+			newentry = vs->ecand[order[0]];
+			newlevel = vs->eclevel[order[0]];
+		}
+		/* else no element is live: the index is empty */
+	}
+	if (newlevel >= 0 && ItemPointerEquals(&newentry, &meta.entry))
+		return;
+
+	buf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-	meta = HnswPageGetMeta(BufferGetPage(buf));
-	if (meta->entry_level >= 0 && IsDeleted(vs, &meta->entry))
+	wmeta = HnswPageGetMeta(BufferGetPage(buf));
+	if (wmeta->entry_level == meta.entry_level &&
+		ItemPointerEquals(&wmeta->entry, &meta.entry))
 	{
 		OmenXLog	x;
 
 		OmenXLogStart(&x, index);
-		meta = HnswPageGetMeta(OmenXLogRegister(&x, buf, false));
-		if (vs->bestlevel >= 0)
+		wmeta = HnswPageGetMeta(OmenXLogRegister(&x, buf, false));
+		if (newlevel >= 0)
 		{
-			meta->entry = vs->best;
-			meta->entry_level = vs->bestlevel;
+			wmeta->entry = newentry;
+			wmeta->entry_level = newlevel;
 		}
 		else
 		{
-			ItemPointerSetInvalid(&meta->entry);
-			meta->entry_level = -1;
+			ItemPointerSetInvalid(&wmeta->entry);
+			wmeta->entry_level = -1;
 		}
 		OmenXLogFinish(&x);
 	}
@@ -617,7 +777,6 @@ hnswbulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 	OmenVisitedInit(&vs.deleted, 1024);
 	vs.maxdeleted = 1024;
 	vs.deltids = palloc(sizeof(ItemPointerData) * vs.maxdeleted);
-	vs.bestlevel = -1;
 	vs.tmpCtx = AllocSetContextCreate(ctx, "omen_hnsw vacuum element",
 									  ALLOCSET_DEFAULT_SIZES);
 

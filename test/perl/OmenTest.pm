@@ -17,10 +17,12 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Exporter 'import';
+use File::Basename qw(dirname);
 
 our @EXPORT = qw(omen_node omen_standby omen_vectors_sql omen_vector_literal
   omen_clusters_sql omen_recall omen_check_full_scan omen_index_info
-  omen_log_problems omen_diskann_info omen_diskann_nodes_sql omen_diskann_check_nodes);
+  omen_log_problems omen_diskann_info omen_diskann_nodes_sql omen_diskann_check_nodes
+  omen_hnsw_graph_sql omen_hnsw_check_graph);
 
 # A started node named $name with the extension installable.  %params go to
 # PostgreSQL::Test::Cluster::init (allows_streaming => 1 gives wal_level =
@@ -231,6 +233,37 @@ sub omen_diskann_info
 	my %info;
 	@info{@cols} = @vals;
 	return \%info;
+}
+
+# SQL (hnsw_graph.sql) that creates pageinspect and the functions
+# omen_hnsw_entry(index) and omen_hnsw_elements(index): an omen_hnsw index's
+# entry point and its element tuples with their layer-0 lists, read from
+# the raw pages.  (Superuser only: get_raw_page.)
+sub omen_hnsw_graph_sql
+{
+	return PostgreSQL::Test::Utils::slurp_file(dirname(__FILE__) . '/hnsw_graph.sql');
+}
+
+# Check (as tests) the graph of an omen_hnsw index at rest: the entry point
+# is a live element; no live element has an empty layer-0 list; and at
+# least 99% of the live elements are reachable from the entry point over
+# layer-0 edges (the scan's sweep finds any others, but a graph that
+# queries start in and cannot leave shows up here).  Needs
+# omen_hnsw_graph_sql.  Returns the number of live elements.
+sub omen_hnsw_check_graph
+{
+	my ($node, %a) = @_;
+	my $db = $a{db} // 'postgres';
+	my $name = $a{name} // "graph of $a{index}";
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+
+	my ($entry_state, $live, $empty, $reached) = split /\|/,
+	  $node->safe_psql($db, "SELECT * FROM omen_hnsw_graph_check('$a{index}')"), -1;
+	is($entry_state, '0', "$name: the entry point is a live element");
+	is($empty, 0, "$name: every live element has layer-0 neighbours ($live live)");
+	cmp_ok($reached, '>=', 0.99 * $live,
+		"$name: $reached of $live live elements are reachable from the entry point");
+	return $live;
 }
 
 # SQL that creates pageinspect and a function omen_diskann_nodes(index)
