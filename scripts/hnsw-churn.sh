@@ -46,7 +46,7 @@ SELECT id FROM items ORDER BY v <-> (SELECT v FROM q) LIMIT 10;
 EOF
 echo 'VACUUM items;' >"$work/vacuum.sql"
 
-psql -qX -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION omen' -f "$here/../test/perl/hnsw_graph.sql" >/dev/null
+psql -qX -v ON_ERROR_STOP=1 -c 'DROP EXTENSION IF EXISTS omen CASCADE' -c 'CREATE EXTENSION omen' -f "$here/../test/perl/hnsw_graph.sql" >/dev/null
 bad=0
 for i in $(seq 1 "$runs"); do
 	psql -qX -v ON_ERROR_STOP=1 >/dev/null <<SQL

@@ -102,7 +102,7 @@ typedef struct HnswElementTupleData
 	uint8		type;			/* HNSW_TUPLE_ELEMENT */
 	uint8		level;
 	uint8		state;			/* HNSW_ELEMENT_* */
-	uint8		version;		/* bumped when the slot is reused */
+	uint8		version;		/* a stamp its neighbour tuple repeats (below) */
 	ItemPointerData heaptids[HNSW_HEAPTIDS];	/* invalid = unused */
 	ItemPointerData neighbortid;	/* this element's neighbour tuple */
 	uint16		unused;
@@ -146,7 +146,9 @@ typedef struct HnswSq8Head
 typedef struct HnswNeighborTupleData
 {
 	uint8		type;			/* HNSW_TUPLE_NEIGHBORS */
-	uint8		version;		/* the element's version */
+	uint8		version;		/* the element tuple's stamp: a list whose
+								 * stamp differs belongs to an element that
+								 * has since reused the slots */
 	uint16		count;			/* slots, (level + 2) * m */
 	ItemPointerData tids[FLEXIBLE_ARRAY_MEMBER];
 } HnswNeighborTupleData;
@@ -203,6 +205,8 @@ typedef struct HnswNode
 	ItemPointerData heaptids[HNSW_HEAPTIDS];
 	uint8		level;
 	uint8		state;
+	uint8		version;		/* the element tuple's; its neighbour tuple's
+								 * must match */
 	HnswSq8Head code;			/* sq8: the code's head (for its error) */
 } HnswNode;
 
@@ -246,7 +250,7 @@ extern uint32 HnswDiskSearchAddNode(HnswDiskSearch *ds, HnswNode *node);
 extern bool HnswDiskDescend(HnswDiskSearch *ds, int tolayer, int ef);
 extern bool HnswReadElementVector(HnswShared *hs, ItemPointer tid, float *out,
 								  int *level);
-extern int	HnswReadNeighborLayer(HnswShared *hs, ItemPointer ntid, int layer,
+extern int	HnswReadNeighborLayer(HnswShared *hs, const HnswNode *node, int layer,
 								  ItemPointer out);
 extern bool HnswReadElementNode(HnswShared *hs, ItemPointer tid,
 								HnswNode *node);
@@ -259,7 +263,7 @@ extern void hnswbuildempty(Relation index);
 /* hnswinsert.c */
 extern void HnswInsertVector(HnswShared *hs, const float *vec,
 							 ItemPointer heaptid);
-extern bool HnswWriteNeighborLayer(HnswShared *hs, ItemPointer ntid, int layer,
+extern bool HnswWriteNeighborLayer(HnswShared *hs, const HnswNode *node, int layer,
 								   const ItemPointerData *expect,
 								   const ItemPointerData *list, int n);
 extern bool HnswAddNeighbor(HnswShared *hs, HnswNode *e, const float *evec,

@@ -23,6 +23,7 @@
 #include "postgres.h"
 
 #include "access/generic_xlog.h"
+#include "common/pg_prng.h"
 #include "hnsw.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
@@ -210,6 +211,17 @@ WriteNewElement(HnswShared *hs, const float *vec, ItemPointer heaptid,
 	etup->type = HNSW_TUPLE_ELEMENT;
 	etup->level = level;
 	etup->state = HNSW_ELEMENT_LIVE;
+
+	/*
+	 * The stamp both tuples carry.  Once VACUUM frees an element, a new one
+	 * can take its two slots while another backend still holds their TIDs
+	 * from a search; that backend must not read or rewrite the new list as
+	 * the old element's (its back-link would prune the new element's list
+	 * by the old vector's distances).  A random stamp that is never 0 (the
+	 * build's) tells them apart, except with 1 chance in 255 between two
+	 * inserted elements.
+	 */
+	etup->version = (uint8) (1 + pg_prng_uint32(&pg_global_prng_state) % 255);
 	for (int i = 0; i < HNSW_HEAPTIDS; i++)
 		ItemPointerSetInvalid(&etup->heaptids[i]);
 	etup->heaptids[0] = *heaptid;
@@ -217,6 +229,7 @@ WriteNewElement(HnswShared *hs, const float *vec, ItemPointer heaptid,
 	HnswElementSetVector(hs, etup, vec);
 
 	ntup->type = HNSW_TUPLE_NEIGHBORS;
+	ntup->version = etup->version;
 	ntup->count = HNSW_NEIGHBOR_SLOTS(level, hs->m);
 	for (int i = 0; i < ntup->count; i++)
 		ItemPointerSetInvalid(&ntup->tids[i]);
@@ -415,17 +428,20 @@ TryAddDuplicate(HnswShared *hs, const float *vec, LayerCands *layer0,
 }
 
 /*
- * Write list[0..n) (padded with invalid tids) into layer `layer` of the
- * neighbour tuple at ntid, if that layer still holds exactly expect[0..cap).
- * Returns false if it changed meanwhile.
+ * Write list[0..n) (padded with invalid tids) into layer `layer` of node's
+ * neighbour tuple, if that layer still holds exactly expect[0..cap) and the
+ * tuple is still node's (its stamp matches: VACUUM can free an element and
+ * a new one reuse its slots between a read and this write).  Returns false
+ * if it changed meanwhile.
  */
 bool
-HnswWriteNeighborLayer(HnswShared *hs, ItemPointer ntid, int layer,
+HnswWriteNeighborLayer(HnswShared *hs, const HnswNode *node, int layer,
 					   const ItemPointerData *expect, const ItemPointerData *list,
 					   int n)
 {
 	Buffer		buf;
 	Page		page;
+	const ItemPointerData *ntid = &node->neighbortid;
 	OffsetNumber off = ItemPointerGetOffsetNumber(ntid);
 	int			start = HnswLayerStart(layer, hs->m);
 	int			cap = HnswLayerCapacity(layer, hs->m);
@@ -439,6 +455,7 @@ HnswWriteNeighborLayer(HnswShared *hs, ItemPointer ntid, int layer,
 	if (ntup)
 	{
 		if (ntup->type == HNSW_TUPLE_NEIGHBORS && start + cap <= ntup->count &&
+			ntup->version == node->version &&
 			(expect == NULL ||
 			 memcmp(&ntup->tids[start], expect, sizeof(ItemPointerData) * cap) == 0))
 		{
@@ -463,12 +480,14 @@ HnswWriteNeighborLayer(HnswShared *hs, ItemPointer ntid, int layer,
 	return ok;
 }
 
-/* Read the whole slot range of one layer (valid or not) */
+/* Read the whole slot range of one layer of node's list (valid or not) */
 static bool
-ReadLayerSlots(HnswShared *hs, ItemPointer ntid, int layer, ItemPointerData *slots)
+ReadLayerSlots(HnswShared *hs, const HnswNode *node, int layer,
+			   ItemPointerData *slots)
 {
 	Buffer		buf;
 	Page		page;
+	const ItemPointerData *ntid = &node->neighbortid;
 	OffsetNumber off = ItemPointerGetOffsetNumber(ntid);
 	int			start = HnswLayerStart(layer, hs->m);
 	int			cap = HnswLayerCapacity(layer, hs->m);
@@ -481,7 +500,7 @@ ReadLayerSlots(HnswShared *hs, ItemPointer ntid, int layer, ItemPointerData *slo
 		HnswNeighborTuple ntup = (HnswNeighborTuple) OmenPageGetTuple(page, off);
 
 		if (ntup && ntup->type == HNSW_TUPLE_NEIGHBORS &&
-			start + cap <= ntup->count)
+			start + cap <= ntup->count && ntup->version == node->version)
 		{
 			memcpy(slots, &ntup->tids[start], sizeof(ItemPointerData) * cap);
 			ok = true;
@@ -510,7 +529,7 @@ HnswAddNeighbor(HnswShared *hs, HnswNode *e, const float *evec, int layer,
 		int			free_slot = -1;
 		bool		present = false;
 
-		if (!ReadLayerSlots(hs, &e->neighbortid, layer, slots))
+		if (!ReadLayerSlots(hs, e, layer, slots))
 			return false;		/* the element went away */
 		for (int i = 0; i < cap; i++)
 		{
@@ -536,7 +555,7 @@ HnswAddNeighbor(HnswShared *hs, HnswNode *e, const float *evec, int layer,
 				if (ItemPointerIsValid(&slots[i]))
 					list[n++] = slots[i];
 			list[n++] = *newtid;
-			if (HnswWriteNeighborLayer(hs, &e->neighbortid, layer, slots, list, n))
+			if (HnswWriteNeighborLayer(hs, e, layer, slots, list, n))
 				return true;
 			continue;
 		}
@@ -616,7 +635,7 @@ HnswAddNeighbor(HnswShared *hs, HnswNode *e, const float *evec, int layer,
 			}
 			if (!keepsnew && nchosen == nvalid)
 				return false;	/* nothing would change */
-			if (HnswWriteNeighborLayer(hs, &e->neighbortid, layer, slots, list, nchosen))
+			if (HnswWriteNeighborLayer(hs, e, layer, slots, list, nchosen))
 				return keepsnew;
 		}
 	}
@@ -637,7 +656,7 @@ WriteOwnNeighbors(HnswShared *hs, ItemPointer etid, LayerCands *layers, int top)
 
 		for (int i = 0; i < layers[l].nchosen; i++)
 			list[i] = layers[l].nodes[layers[l].chosen[i]].tid;
-		HnswWriteNeighborLayer(hs, &self.neighbortid, l, NULL, list,
+		HnswWriteNeighborLayer(hs, &self, l, NULL, list,
 							   layers[l].nchosen);
 	}
 }

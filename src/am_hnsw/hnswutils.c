@@ -377,6 +377,7 @@ ReadElement(HnswShared *hs, ItemPointer tid, HnswNode *node, const float *q,
 			node->neighbortid = etup->neighbortid;
 			node->level = etup->level;
 			node->state = etup->state;
+			node->version = etup->version;
 			memcpy(node->heaptids, etup->heaptids, sizeof(node->heaptids));
 			if (q)
 				*dist = HnswElementDistance(hs, etup, q);
@@ -388,24 +389,27 @@ ReadElement(HnswShared *hs, ItemPointer tid, HnswNode *node, const float *q,
 }
 
 /*
- * Copy layer `layer` of the neighbour tuple at ntid into out (valid tids
- * only).  Returns the count; 0 if the tuple is gone or lower than layer.
+ * Copy layer `layer` of node's neighbour tuple into out (valid tids only).
+ * Returns the count; 0 if the tuple is gone, lower than layer, or now
+ * another element's (the element was freed and its slots reused since
+ * node was read: the stamps differ).
  */
 static int
-ReadNeighbors(HnswShared *hs, ItemPointer ntid, int layer, ItemPointer out)
+ReadNeighbors(HnswShared *hs, const HnswNode *node, int layer, ItemPointer out)
 {
 	Buffer		buf;
 	Page		page;
-	OffsetNumber off = ItemPointerGetOffsetNumber(ntid);
+	OffsetNumber off = ItemPointerGetOffsetNumber(&node->neighbortid);
 	int			n = 0;
 
-	buf = OmenReadBuffer(hs->index, ItemPointerGetBlockNumber(ntid));
+	buf = OmenReadBuffer(hs->index, ItemPointerGetBlockNumber(&node->neighbortid));
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);
 	{
 		HnswNeighborTuple ntup = (HnswNeighborTuple) OmenPageGetTuple(page, off);
 
-		if (ntup && ntup->type == HNSW_TUPLE_NEIGHBORS)
+		if (ntup && ntup->type == HNSW_TUPLE_NEIGHBORS &&
+			ntup->version == node->version)
 		{
 			int			start = HnswLayerStart(layer, hs->m);
 			int			cap = HnswLayerCapacity(layer, hs->m);
@@ -431,12 +435,12 @@ HnswReadElementNode(HnswShared *hs, ItemPointer tid, HnswNode *node)
 	return ReadElement(hs, tid, node, NULL, NULL);
 }
 
-/* The valid neighbours of layer `layer` in the neighbour tuple at ntid */
+/* The valid neighbours of layer `layer` in node's neighbour tuple */
 int
-HnswReadNeighborLayer(HnswShared *hs, ItemPointer ntid, int layer,
+HnswReadNeighborLayer(HnswShared *hs, const HnswNode *node, int layer,
 					  ItemPointer out)
 {
-	return ReadNeighbors(hs, ntid, layer, out);
+	return ReadNeighbors(hs, node, layer, out);
 }
 
 /* Remember a node read during a search; returns its index */
@@ -539,6 +543,7 @@ ReadBatch(HnswDiskSearch *ds, const uint64 *ids, int n, OmenVisit *out,
 			node.neighbortid = etup->neighbortid;
 			node.level = etup->level;
 			node.state = etup->state;
+			node.version = etup->version;
 			memcpy(node.heaptids, etup->heaptids, sizeof(node.heaptids));
 			if (HnswStorageSq8(hs->storage))
 				memcpy(&node.code, etup->data, sizeof(HnswSq8Head));
@@ -603,7 +608,7 @@ DiskNeighbors(void *arg, uint64 id, uint32 aux, int layer, uint64 *out,
 
 	if (layer > node->level)
 		return 0;
-	n = ReadNeighbors(ds->hs, &node->neighbortid, layer, tids);
+	n = ReadNeighbors(ds->hs, node, layer, tids);
 	n = Min(n, max);
 	for (int i = 0; i < n; i++)
 		out[i] = OmenTidToId(&tids[i]);

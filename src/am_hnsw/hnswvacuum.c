@@ -320,7 +320,7 @@ RepairElement(VacuumState *vs, ItemPointer etid, HnswNode *node,
 		page = BufferGetPage(buf);
 		ntup = (HnswNeighborTuple) OmenPageGetTuple(page, off);
 		if (!ntup || ntup->type != HNSW_TUPLE_NEIGHBORS ||
-			start + cap > ntup->count)
+			start + cap > ntup->count || ntup->version != node->version)
 		{
 			UnlockReleaseBuffer(buf);
 			return;
@@ -349,7 +349,7 @@ RepairElement(VacuumState *vs, ItemPointer etid, HnswNode *node,
 				if (!HnswReadElementNode(hs, &slots[i], &dnode) ||
 					layer > dnode.level)
 					continue;
-				n2 = HnswReadNeighborLayer(hs, &dnode.neighbortid, layer, two);
+				n2 = HnswReadNeighborLayer(hs, &dnode, layer, two);
 				for (int j = 0; j < n2; j++)
 				{
 					if (ItemPointerEquals(&two[j], etid) || IsDeleted(vs, &two[j]))
@@ -397,7 +397,7 @@ RepairElement(VacuumState *vs, ItemPointer etid, HnswNode *node,
 				list[nchosen++] = slots[i];
 		}
 		/* a concurrent insert changed the list: leave it to next time */
-		(void) HnswWriteNeighborLayer(hs, &node->neighbortid, layer, slots,
+		(void) HnswWriteNeighborLayer(hs, node, layer, slots,
 									  list, nchosen);
 	}
 }
@@ -492,7 +492,7 @@ NoteLinks(VacuumState *vs, ItemPointer etid, HnswNode *node, void *arg)
 	}
 	ol->lives[ol->nlive++] = *etid;
 	OmenVisitedTestAndSet(ol->live, OmenTidToId(etid));
-	n = HnswReadNeighborLayer(&vs->hs, &node->neighbortid, 0, tids);
+	n = HnswReadNeighborLayer(&vs->hs, node, 0, tids);
 	for (int i = 0; i < n; i++)
 	{
 		OmenVisitedTestAndSet(ol->linked, OmenTidToId(&tids[i]));
@@ -571,7 +571,7 @@ LinkOrphans(VacuumState *vs)
 				HnswAddNeighbor(hs, &w, wvec, 0, &tids[j], dists[j], false);
 		}
 		else
-			n = HnswReadNeighborLayer(hs, &w.neighbortid, 0, tids);
+			n = HnswReadNeighborLayer(hs, &w, 0, tids);
 
 		/* its list is nearest first: link it from those neighbours */
 		for (int j = 0; orphan && j < n && done < HNSW_ORPHAN_LINKS; j++)
@@ -610,7 +610,7 @@ HasLiveNeighbor(VacuumState *vs, ItemPointer tid)
 
 	if (!HnswReadElementNode(hs, tid, &node) || node.state != HNSW_ELEMENT_LIVE)
 		return false;
-	n = HnswReadNeighborLayer(hs, &node.neighbortid, 0, tids);
+	n = HnswReadNeighborLayer(hs, &node, 0, tids);
 	for (int i = 0; i < n; i++)
 		if (!IsDeleted(vs, &tids[i]) && HnswReadElementNode(hs, &tids[i], &nb) &&
 			nb.state == HNSW_ELEMENT_LIVE)

@@ -11,12 +11,12 @@ CREATE OR REPLACE FUNCTION omen_tid_at(p bytea, o int) RETURNS tid IMMUTABLE STR
 	AS $$SELECT format('(%s,%s)', omen_u16(p, o)::bigint * 65536 + omen_u16(p, o + 2),
 	                   omen_u16(p, o + 4))::tid$$;
 -- meta page contents start at 24: m at +12, entry_level at +18, entry at +20
-CREATE FUNCTION omen_hnsw_entry(idx regclass, OUT entry tid, OUT entry_level int, OUT m int)
+CREATE OR REPLACE FUNCTION omen_hnsw_entry(idx regclass, OUT entry tid, OUT entry_level int, OUT m int)
 	LANGUAGE sql AS $$
 SELECT omen_tid_at(p, 44), (omen_u16(p, 42) # 32768) - 32768, omen_u16(p, 36)
 FROM get_raw_page(idx::text, 0) p
 $$;
-CREATE FUNCTION omen_hnsw_elements(idx regclass)
+CREATE OR REPLACE FUNCTION omen_hnsw_elements(idx regclass)
 	RETURNS TABLE (tid tid, level int, state int, l0 tid[])
 	LANGUAGE sql AS $$
 WITH pages AS (
@@ -47,7 +47,7 @@ $$;
 -- The shape a graph at rest must have: the entry point's state (0: live),
 -- the live elements, those with an empty layer-0 list, and those reachable
 -- from the entry point over layer-0 edges.
-CREATE FUNCTION omen_hnsw_graph_check(idx regclass,
+CREATE OR REPLACE FUNCTION omen_hnsw_graph_check(idx regclass,
 	OUT entry_state int, OUT live bigint, OUT empty bigint, OUT reached bigint)
 	LANGUAGE sql AS $$
 WITH RECURSIVE e AS MATERIALIZED (SELECT * FROM omen_hnsw_elements(idx)),
