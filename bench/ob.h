@@ -259,6 +259,7 @@ typedef struct ObRunSpec
 	const int64_t *insert_ids;	/* OB_RUN_INSERT: the id of each row */
 	size_t		nq;				/* statements to run */
 	int			k;				/* OB_RUN_SEARCH: LIMIT */
+	bool		const_limit;	/* OB_RUN_SEARCH: sql says LIMIT k itself; $1 only */
 	int			clients;
 	int			warmup;			/* untimed runs per client first */
 	const char *warm_key;		/* warm pass: what the connection is warmed for */

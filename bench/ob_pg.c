@@ -621,14 +621,17 @@ AppendPlanLine(char *text, const char *line)
 }
 
 /*
- * EXPLAIN a prepared search statement for one query vector and find the scan
- * that feeds it: "Seq Scan", "Index Scan" (with the index's name), ...
+ * EXPLAIN a prepared search statement for one query vector (and LIMIT k,
+ * unless k < 0: the statement has its own) and find the scan that feeds
+ * it: "Seq Scan", "Index Scan" (with the index's name), ...
  */
 void
 ob_explain(PGconn *conn, const char *stmt, const char *vec, int k, ObPlan *plan)
 {
 	char	   *lit = ob_quote_literal(conn, vec);
-	char	   *sql = ob_psprintf("EXPLAIN (COSTS off) EXECUTE %s(%s, %d)", stmt, lit, k);
+	char	   *sql = k < 0 ?
+		ob_psprintf("EXPLAIN (COSTS off) EXECUTE %s(%s)", stmt, lit) :
+		ob_psprintf("EXPLAIN (COSTS off) EXECUTE %s(%s, %d)", stmt, lit, k);
 	PGresult   *res = PQexec(conn, sql);
 	size_t		textlen = 0;
 	int			i;

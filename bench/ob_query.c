@@ -75,7 +75,9 @@ RunOne(RunShared *sh, PGconn *conn, size_t i, bool timed)
 		params[1] = kbuf;
 	}
 	t0 = ob_now();
-	res = PQexecPrepared(conn, STMT_NAME, spec->mode == OB_RUN_FLOOR ? 1 : 2,
+	res = PQexecPrepared(conn, STMT_NAME,
+						 spec->mode == OB_RUN_FLOOR ||
+						 (spec->mode == OB_RUN_SEARCH && spec->const_limit) ? 1 : 2,
 						 params, NULL, NULL, 0);
 	t1 = ob_now();
 	if (PQresultStatus(res) != want)
@@ -146,7 +148,8 @@ ClientThread(void *arg)
 	for (w = 0; w < spec->warmup && spec->nq > 0; w++)
 		RunOne(sh, conn, (size_t) (cl->no * 7919 + w) % spec->nq, false);
 	if (cl->no == 0 && spec->explain)
-		ob_explain(conn, STMT_NAME, spec->qtext[0], spec->k, &sh->res->plan);
+		ob_explain(conn, STMT_NAME, spec->qtext[0], spec->const_limit ? -1 : spec->k,
+				   &sh->res->plan);
 
 	pthread_barrier_wait(&sh->ready);
 	for (;;)

@@ -64,6 +64,7 @@ typedef struct Options
 	double		warm_time;
 	size_t		exact_queries;
 	bool		no_exact;
+	bool		const_limit;
 	bool		no_floor;
 	const char *label;
 	size_t		rows;
@@ -163,6 +164,8 @@ Usage(FILE *out)
 			"                         seconds (default 10; 0: measure cold backends)\n"
 			"      --exact-queries N  queries for the exact scan (default: --queries, at most 200)\n"
 			"      --no-exact         skip the exact scan\n"
+			"      --const-limit      LIMIT K written into the statement, not a parameter\n"
+			"                         (with LIMIT $2 every execution is planned again)\n"
 			"      --no-floor         skip the round-trip floor\n"
 			"      --label TEXT       name of the index in tables and plots\n"
 			"                         (default: access method and options)\n"
@@ -227,7 +230,7 @@ ParseArgs(int argc, char **argv, Options *opt)
 	enum
 	{
 		OPT_NAME = 1000, OPT_IN_PLACE, OPT_RELOAD, OPT_CACHE, OPT_THREADS, OPT_SEED,
-		OPT_USE_INDEX, OPT_PASSES, OPT_WARMUP, OPT_WARM_TIME, OPT_EXACTQ, OPT_NO_EXACT, OPT_NO_FLOOR,
+		OPT_USE_INDEX, OPT_PASSES, OPT_WARMUP, OPT_WARM_TIME, OPT_EXACTQ, OPT_NO_EXACT, OPT_NO_FLOOR, OPT_CONST_LIMIT,
 		OPT_LABEL, OPT_ROWS, OPT_ROUNDS, OPT_FRACTION, OPT_QUIET
 	};
 	static const struct option longopts[] = {
@@ -252,6 +255,7 @@ ParseArgs(int argc, char **argv, Options *opt)
 		{"warm-time", required_argument, NULL, OPT_WARM_TIME},
 		{"exact-queries", required_argument, NULL, OPT_EXACTQ},
 		{"no-exact", no_argument, NULL, OPT_NO_EXACT},
+		{"const-limit", no_argument, NULL, OPT_CONST_LIMIT},
 		{"no-floor", no_argument, NULL, OPT_NO_FLOOR},
 		{"label", required_argument, NULL, OPT_LABEL},
 		{"rows", required_argument, NULL, OPT_ROWS},
@@ -411,6 +415,9 @@ ParseArgs(int argc, char **argv, Options *opt)
 				break;
 			case OPT_NO_EXACT:
 				opt->no_exact = true;
+				break;
+			case OPT_CONST_LIMIT:
+				opt->const_limit = true;
 				break;
 			case OPT_NO_FLOOR:
 				opt->no_floor = true;
@@ -842,8 +849,14 @@ PrepareQueries(Ctx *c)
 		c->qtext[i] = ob_strdup(buf);
 	}
 	free(buf);
-	c->search_sql = ob_psprintf("SELECT %s FROM %s ORDER BY %s %s $1 LIMIT $2",
-								c->qidcol, c->qtable, c->qvcol, ob_metric_op(c->opt->metric));
+	if (c->opt->const_limit)
+		c->search_sql = ob_psprintf("SELECT %s FROM %s ORDER BY %s %s $1 LIMIT %d",
+									c->qidcol, c->qtable, c->qvcol,
+									ob_metric_op(c->opt->metric), c->opt->k);
+	else
+		c->search_sql = ob_psprintf("SELECT %s FROM %s ORDER BY %s %s $1 LIMIT $2",
+									c->qidcol, c->qtable, c->qvcol,
+									ob_metric_op(c->opt->metric));
 }
 
 /* The query texts repeated to n entries (pointers only) */
@@ -1000,6 +1013,7 @@ Search(Ctx *c, const char *what, const char *label, const char *index, size_t nq
 	spec.qtext = texts;
 	spec.nq = total;
 	spec.k = c->opt->k;
+	spec.const_limit = c->opt->const_limit;
 	spec.clients = clients;
 	spec.warmup = c->opt->warmup;
 	/*
@@ -1045,6 +1059,7 @@ Search(Ctx *c, const char *what, const char *label, const char *index, size_t nq
 	ob_json_int(&j, "k", c->opt->k);
 	ob_json_int(&j, "queries", (long long) nq);
 	ob_json_int(&j, "passes", c->opt->passes);
+	ob_json_bool(&j, "const_limit", c->opt->const_limit);
 	if (round >= 0)
 		ob_json_int(&j, "round", round);
 	ob_json_num(&j, "recall", recall);

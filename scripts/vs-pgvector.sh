@@ -10,12 +10,19 @@
 # starts the server), it loads the dataset into two databases: omen's
 # (postgres) and one with CREATE EXTENSION vector.  It builds
 # omen_hnsw WITH (storage = half, codes = sq8) and pgvector's hnsw (m = 16,
-# ef_construction = 64), then runs ROUNDS alternated rounds of one-client
-# sweeps over ef_search.  Each omen-bench table shows recall@10 and
+# ef_construction = 64), timed by psql on every CPU, then runs ROUNDS
+# alternated rounds of one-client sweeps over ef_search.  Each omen-bench table shows recall@10 and
 # queries/s.  JSON lines go to $VS_JSON (default bench/vs-pgvector.jsonl).
 #
+# Each round measures both forms of the statement: LIMIT $2 (a parameter,
+# so PostgreSQL plans every execution again) and LIMIT 10 written into it
+# (--const-limit: after five executions the plan is cached).  With two or
+# more CPUs the server's processes run on the last CPU and omen-bench on the
+# first: client and server sharing a CPU made one-client figures jump
+# between runs (omen_hnsw at ef_search 20: 3,400 and 5,900 queries/s).
+#
 # Settings, with their defaults:
-#   VS_DATASET=fmnist  VS_QUERIES=1000
+#   VS_DATASET=fmnist  VS_QUERIES=1000  VS_LIMIT="param const"  VS_PIN=1
 #   VS_OMEN_INDEX="USING omen_hnsw (v vector_l2_ops) WITH (storage = half, codes = sq8)"
 #   VS_OMEN_SWEEP=omen.hnsw_ef_search=12,16,20,24,32,40,64
 #   VS_PGV_SWEEP=hnsw.ef_search=10,16,20,24,32,40,64
@@ -23,7 +30,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-	sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+	sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 	exit 0
 fi
 
@@ -46,34 +53,52 @@ omen_sweep=${VS_OMEN_SWEEP:-omen.hnsw_ef_search=12,16,20,24,32,40,64}
 pgv_sweep=${VS_PGV_SWEEP:-hnsw.ef_search=10,16,20,24,32,40,64}
 pgv="host=$PGHOST port=$PGPORT user=$PGUSER dbname=omen_vs_pgvector"
 common=(-d "$ds" --queries "$nq" --passes 2 --clients 1 --no-exact --no-floor --json "$json")
+limits=${VS_LIMIT:-param const}
+client=()
+ncpu=$(nproc)
 
-# The index omen-bench built on its table in database $1, by access method
-IndexOf()
-{
-	psql -XAt -d "$1" -c "SELECT i.indexrelid::regclass FROM pg_index i
-		JOIN pg_class t ON t.oid = i.indrelid JOIN pg_class x ON x.oid = i.indexrelid
-		JOIN pg_am a ON a.oid = x.relam
-		WHERE t.relname LIKE 'omen_bench_%' AND a.amname IN ($2) LIMIT 1"
-}
-
+# Load both databases and build both indexes first, on every CPU (the
+# builds use parallel workers), timed by psql
 psql -XAtq -c "CREATE DATABASE omen_vs_pgvector"
 psql -XAtq -d omen_vs_pgvector -c "CREATE EXTENSION vector"
+bench/omen-bench load -d "$ds"
+bench/omen-bench load -c "$pgv" -d "$ds"
+table=$(psql -XAt -c "SELECT relname FROM pg_class WHERE relkind = 'r' AND relname LIKE 'omen_bench_%'
+	AND obj_description(oid, 'pg_class') LIKE 'omen-bench:%' ORDER BY relname LIMIT 1")
+Build()
+{
+	local t0 t1
+	t0=$(date +%s.%N)
+	psql -XAtq -d "$1" -c "SET maintenance_work_mem = '2GB'" -c "$2"
+	t1=$(date +%s.%N)
+	echo "vs-pgvector: built $3 in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s," \
+		"$(psql -XAt -d "$1" -c "SELECT pg_size_pretty(pg_relation_size('$4'))")"
+}
+Build postgres "CREATE INDEX omen_vs_idx ON $table $omen_index" "omen ($omen_index)" omen_vs_idx
+Build omen_vs_pgvector "CREATE INDEX pgv_vs_idx ON $table USING hnsw (v vector_l2_ops) WITH (m = 16, ef_construction = 64)" \
+	"pgvector hnsw (m = 16, ef_construction = 64)" pgv_vs_idx
+
+if [[ ${VS_PIN:-1} == 1 && $ncpu -ge 2 ]]; then
+	# the postmaster, its processes, and every backend forked later
+	pm=$(head -1 "$(psql -XAt -c 'SHOW data_directory')/postmaster.pid")
+	for pid in $pm $(pgrep -P "$pm"); do
+		taskset -a -c -p $((ncpu - 1)) "$pid" >/dev/null
+	done
+	client=(taskset -c 0)
+	echo "vs-pgvector: server on CPU $((ncpu - 1)), omen-bench on CPU 0"
+fi
+
 echo "vs-pgvector: pgvector $(psql -XAt -d omen_vs_pgvector -c "SELECT extversion FROM pg_extension WHERE extname = 'vector'"), $rounds rounds, JSON lines to $json"
 
 for r in $(seq "$rounds"); do
-	if [[ $r == 1 ]]; then
-		omen_use=(--index "CREATE INDEX ON %t $omen_index")
-		pgv_use=(--index "CREATE INDEX ON %t USING hnsw (v vector_l2_ops) WITH (m = 16, ef_construction = 64)")
-	else
-		omen_use=(--use-index "$omen_name")
-		pgv_use=(--use-index "$pgv_name")
-	fi
-	echo "== round $r: omen"
-	bench/omen-bench run "${common[@]}" "${omen_use[@]}" --sweep "$omen_sweep"
-	echo "== round $r: pgvector"
-	bench/omen-bench run -c "$pgv" "${common[@]}" "${pgv_use[@]}" --sweep "$pgv_sweep"
-	if [[ $r == 1 ]]; then
-		omen_name=$(IndexOf postgres "'omen_hnsw', 'omen_diskann'")
-		pgv_name=$(IndexOf omen_vs_pgvector "'hnsw'")
-	fi
+	for limit in $limits; do
+		lim=()
+		[[ $limit == const ]] && lim=(--const-limit)
+		echo "== round $r, LIMIT $limit: omen"
+		"${client[@]}" bench/omen-bench run "${common[@]}" "${lim[@]}" --use-index omen_vs_idx \
+			--label "omen, LIMIT $limit" --sweep "$omen_sweep"
+		echo "== round $r, LIMIT $limit: pgvector"
+		"${client[@]}" bench/omen-bench run -c "$pgv" "${common[@]}" "${lim[@]}" --use-index pgv_vs_idx \
+			--label "pgvector, LIMIT $limit" --sweep "$pgv_sweep"
+	done
 done

@@ -132,6 +132,15 @@ if [[ $(sql -c "SELECT count(*) FROM pg_am WHERE amname = 'omen_hnsw'") == 1 ]];
 	r=$(jsel "$scratch/hnsw.jsonl" '$o->{kind} eq "query"' recall)
 	perl -e "exit !($r >= 0.5)"
 	ok $? "omen_hnsw: recall@10 $r"
+	# LIMIT 10 written into the statement: the same rows, so the same recall
+	hidx=$(sql -c "SELECT c.relname FROM pg_class c JOIN pg_am a ON a.oid = c.relam
+		WHERE a.amname = 'omen_hnsw' AND c.relname LIKE 'omen_bench_synth_2000x16%' LIMIT 1")
+	run_cmd out "$ob" run -d $syn -q 50 --clients 1 --no-floor --no-exact --const-limit \
+		--use-index "$hidx" --set enable_seqscan=off -o "$scratch/hnswc.jsonl"
+	is "$rc" 0 "--const-limit: run exits 0"
+	is "$(jsel "$scratch/hnswc.jsonl" '$o->{kind} eq "query"' const_limit)" "1" "--const-limit: the JSON line says so"
+	is "$(jsel "$scratch/hnswc.jsonl" '$o->{kind} eq "query"' plan_as_expected)" "1" "--const-limit: the plan uses the index"
+	is "$(jsel "$scratch/hnswc.jsonl" '$o->{kind} eq "query"' recall)" "$r" "--const-limit: the same recall@10 ($r)"
 else
 	echo "ok $((++_tap_n)) # SKIP omen_hnsw is not in this build"
 fi
