@@ -1,8 +1,8 @@
 #!/bin/bash
 # omen_hnsw under heavy concurrent churn, repeated: the stress that found a
 # graph whose entry point had no neighbours (recall@10 0.4 in one CI run of
-# test/perl/t/005_hnsw_concurrency.pl; here recall@10 0.90, 0.43 and 0.90 in
-# three runs of 19 before the fix).
+# test/perl/t/005_hnsw_concurrency.pl; recall@10 0.90, 0.43 and 0.90 in
+# three of 19 runs of the same stress by hand before the fix).
 #   bash scripts/hnsw-churn.sh [RUNS [SECONDS [CLIENTS]]]      (default 10 30 6)
 # Each run, on a throwaway cluster (autovacuum off): 3,000 rows of 16
 # dimensions from 20 clusters (the TAP test's data) and an omen_hnsw index;

@@ -263,6 +263,8 @@ extern void hnswbuildempty(Relation index);
 /* hnswinsert.c */
 extern void HnswInsertVector(HnswShared *hs, const float *vec,
 							 ItemPointer heaptid);
+extern bool HnswReadLayerSlots(HnswShared *hs, const HnswNode *node, int layer,
+							   ItemPointerData *slots);
 extern bool HnswWriteNeighborLayer(HnswShared *hs, const HnswNode *node, int layer,
 								   const ItemPointerData *expect,
 								   const ItemPointerData *list, int n);

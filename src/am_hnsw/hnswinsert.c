@@ -480,10 +480,13 @@ HnswWriteNeighborLayer(HnswShared *hs, const HnswNode *node, int layer,
 	return ok;
 }
 
-/* Read the whole slot range of one layer of node's list (valid or not) */
-static bool
-ReadLayerSlots(HnswShared *hs, const HnswNode *node, int layer,
-			   ItemPointerData *slots)
+/*
+ * Read the whole slot range of one layer of node's list (valid or not);
+ * false if the tuple is gone, lower than layer, or now another element's
+ */
+bool
+HnswReadLayerSlots(HnswShared *hs, const HnswNode *node, int layer,
+				   ItemPointerData *slots)
 {
 	Buffer		buf;
 	Page		page;
@@ -529,7 +532,7 @@ HnswAddNeighbor(HnswShared *hs, HnswNode *e, const float *evec, int layer,
 		int			free_slot = -1;
 		bool		present = false;
 
-		if (!ReadLayerSlots(hs, e, layer, slots))
+		if (!HnswReadLayerSlots(hs, e, layer, slots))
 			return false;		/* the element went away */
 		for (int i = 0; i < cap; i++)
 		{

@@ -302,31 +302,16 @@ RepairElement(VacuumState *vs, ItemPointer etid, HnswNode *node,
 	for (int layer = 0; layer <= node->level; layer++)
 	{
 		int			cap = HnswLayerCapacity(layer, hs->m);
-		int			start = HnswLayerStart(layer, hs->m);
 		ItemPointerData slots[HNSW_MAX_M * 2];
 		ItemPointerData list[HNSW_MAX_M * 2];
 		ItemPointerData *cand;
 		int			ncand = 0;
 		int			nchosen;
 		bool		touched = false;
-		Buffer		buf;
-		Page		page;
-		OffsetNumber off = ItemPointerGetOffsetNumber(&node->neighbortid);
-		HnswNeighborTuple ntup;
 
 		/* the whole slot range, as the write will check it */
-		buf = ReadBuffer(hs->index, ItemPointerGetBlockNumber(&node->neighbortid));
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		page = BufferGetPage(buf);
-		ntup = (HnswNeighborTuple) OmenPageGetTuple(page, off);
-		if (!ntup || ntup->type != HNSW_TUPLE_NEIGHBORS ||
-			start + cap > ntup->count || ntup->version != node->version)
-		{
-			UnlockReleaseBuffer(buf);
+		if (!HnswReadLayerSlots(hs, node, layer, slots))
 			return;
-		}
-		memcpy(slots, &ntup->tids[start], sizeof(ItemPointerData) * cap);
-		UnlockReleaseBuffer(buf);
 
 		/*
 		 * at most the list itself, each deleted member's list, and what a
