@@ -260,6 +260,7 @@ typedef struct ObRunSpec
 	size_t		nq;				/* statements to run */
 	int			k;				/* OB_RUN_SEARCH: LIMIT */
 	bool		const_limit;	/* OB_RUN_SEARCH: sql says LIMIT k itself; $1 only */
+	bool		spin;			/* wait for results busy, not asleep in poll() */
 	int			clients;
 	int			warmup;			/* untimed runs per client first */
 	const char *warm_key;		/* warm pass: what the connection is warmed for */

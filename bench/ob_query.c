@@ -49,6 +49,40 @@ typedef struct RunClient
 	pthread_t	th;
 } RunClient;
 
+/*
+ * PQexecPrepared, waiting for the result on a busy CPU (--spin): libpq's
+ * socket is non-blocking, so PQconsumeInput returns at once.  The result
+ * is the last one the statement gave (one, for these statements).
+ */
+static PGresult *
+ExecSpinning(PGconn *conn, int nparams, const char *const *params)
+{
+	PGresult   *res = NULL;
+	PGresult   *r;
+
+	if (!PQsendQueryPrepared(conn, STMT_NAME, nparams, params, NULL, NULL, 0))
+		return PQmakeEmptyPGresult(conn, PGRES_FATAL_ERROR);
+	for (;;)
+	{
+		while (PQisBusy(conn))
+		{
+			if (!PQconsumeInput(conn))
+			{
+				if (res)
+					PQclear(res);
+				return PQmakeEmptyPGresult(conn, PGRES_FATAL_ERROR);
+			}
+		}
+		r = PQgetResult(conn);
+		if (r == NULL)
+			break;
+		if (res)
+			PQclear(res);
+		res = r;
+	}
+	return res ? res : PQmakeEmptyPGresult(conn, PGRES_FATAL_ERROR);
+}
+
 /* Run query i on conn; store latency and (for searches) the ids */
 static void
 RunOne(RunShared *sh, PGconn *conn, size_t i, bool timed)
@@ -58,6 +92,7 @@ RunOne(RunShared *sh, PGconn *conn, size_t i, bool timed)
 	char		idbuf[32];
 	const char *params[2];
 	PGresult   *res;
+	int			nparams;
 	double		t0,
 				t1;
 	ExecStatusType want = spec->mode == OB_RUN_INSERT ? PGRES_COMMAND_OK : PGRES_TUPLES_OK;
@@ -74,11 +109,13 @@ RunOne(RunShared *sh, PGconn *conn, size_t i, bool timed)
 		params[0] = spec->qtext[i];
 		params[1] = kbuf;
 	}
+	nparams = spec->mode == OB_RUN_FLOOR ||
+		(spec->mode == OB_RUN_SEARCH && spec->const_limit) ? 1 : 2;
 	t0 = ob_now();
-	res = PQexecPrepared(conn, STMT_NAME,
-						 spec->mode == OB_RUN_FLOOR ||
-						 (spec->mode == OB_RUN_SEARCH && spec->const_limit) ? 1 : 2,
-						 params, NULL, NULL, 0);
+	if (spec->spin)
+		res = ExecSpinning(conn, nparams, params);
+	else
+		res = PQexecPrepared(conn, STMT_NAME, nparams, params, NULL, NULL, 0);
 	t1 = ob_now();
 	if (PQresultStatus(res) != want)
 	{

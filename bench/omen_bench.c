@@ -65,6 +65,7 @@ typedef struct Options
 	size_t		exact_queries;
 	bool		no_exact;
 	bool		const_limit;
+	bool		spin;
 	bool		no_floor;
 	const char *label;
 	size_t		rows;
@@ -166,6 +167,9 @@ Usage(FILE *out)
 			"      --no-exact         skip the exact scan\n"
 			"      --const-limit      LIMIT K written into the statement, not a parameter\n"
 			"                         (with LIMIT $2 every execution is planned again)\n"
+			"      --spin             wait for each result on a busy CPU, not asleep in poll():\n"
+			"                         in a VM, waking a halted client CPU costs more than the\n"
+			"                         round trip itself (the floor and searches both spin)\n"
 			"      --no-floor         skip the round-trip floor\n"
 			"      --label TEXT       name of the index in tables and plots\n"
 			"                         (default: access method and options)\n"
@@ -230,7 +234,7 @@ ParseArgs(int argc, char **argv, Options *opt)
 	enum
 	{
 		OPT_NAME = 1000, OPT_IN_PLACE, OPT_RELOAD, OPT_CACHE, OPT_THREADS, OPT_SEED,
-		OPT_USE_INDEX, OPT_PASSES, OPT_WARMUP, OPT_WARM_TIME, OPT_EXACTQ, OPT_NO_EXACT, OPT_NO_FLOOR, OPT_CONST_LIMIT,
+		OPT_USE_INDEX, OPT_PASSES, OPT_WARMUP, OPT_WARM_TIME, OPT_EXACTQ, OPT_NO_EXACT, OPT_NO_FLOOR, OPT_CONST_LIMIT, OPT_SPIN,
 		OPT_LABEL, OPT_ROWS, OPT_ROUNDS, OPT_FRACTION, OPT_QUIET
 	};
 	static const struct option longopts[] = {
@@ -256,6 +260,7 @@ ParseArgs(int argc, char **argv, Options *opt)
 		{"exact-queries", required_argument, NULL, OPT_EXACTQ},
 		{"no-exact", no_argument, NULL, OPT_NO_EXACT},
 		{"const-limit", no_argument, NULL, OPT_CONST_LIMIT},
+		{"spin", no_argument, NULL, OPT_SPIN},
 		{"no-floor", no_argument, NULL, OPT_NO_FLOOR},
 		{"label", required_argument, NULL, OPT_LABEL},
 		{"rows", required_argument, NULL, OPT_ROWS},
@@ -418,6 +423,9 @@ ParseArgs(int argc, char **argv, Options *opt)
 				break;
 			case OPT_CONST_LIMIT:
 				opt->const_limit = true;
+				break;
+			case OPT_SPIN:
+				opt->spin = true;
 				break;
 			case OPT_NO_FLOOR:
 				opt->no_floor = true;
@@ -953,6 +961,7 @@ Floor(Ctx *c)
 		memset(&spec, 0, sizeof(spec));
 		spec.mode = OB_RUN_FLOOR;
 		spec.conninfo = c->opt->conninfo;
+		spec.spin = c->opt->spin;
 		spec.sql = "SELECT $1::vector IS NOT NULL";
 		spec.qtext = texts;
 		spec.nq = total;
@@ -971,6 +980,7 @@ Floor(Ctx *c)
 		ob_json_str(&j, "label", "round trip");
 		ob_json_str(&j, "sql", spec.sql);
 		ob_json_int(&j, "clients", spec.clients);
+		ob_json_bool(&j, "spin", spec.spin);
 		ob_json_int(&j, "statements", (long long) total);
 		ob_json_num(&j, "seconds", res.seconds);
 		ob_json_num(&j, "qps", res.qps);
@@ -1014,6 +1024,7 @@ Search(Ctx *c, const char *what, const char *label, const char *index, size_t nq
 	spec.nq = total;
 	spec.k = c->opt->k;
 	spec.const_limit = c->opt->const_limit;
+	spec.spin = c->opt->spin;
 	spec.clients = clients;
 	spec.warmup = c->opt->warmup;
 	/*
@@ -1060,6 +1071,7 @@ Search(Ctx *c, const char *what, const char *label, const char *index, size_t nq
 	ob_json_int(&j, "queries", (long long) nq);
 	ob_json_int(&j, "passes", c->opt->passes);
 	ob_json_bool(&j, "const_limit", c->opt->const_limit);
+	ob_json_bool(&j, "spin", c->opt->spin);
 	if (round >= 0)
 		ob_json_int(&j, "round", round);
 	ob_json_num(&j, "recall", recall);

@@ -21,8 +21,15 @@
 # first: client and server sharing a CPU made one-client figures jump
 # between runs (omen_hnsw at ef_search 20: 3,400 and 5,900 queries/s).
 #
+# And each with the client waiting for results in two ways (VS_WAIT):
+# asleep in poll(), as libpq does (block), and on a busy CPU (spin,
+# omen-bench --spin).  On this VM a client CPU that went idle for more than
+# about 0.15 ms costs about 0.07 ms to wake again, once per query and the
+# same for both extensions; spin takes that cost out, so its ratio is
+# closer to the ratio of the servers' own work.
+#
 # Settings, with their defaults:
-#   VS_DATASET=fmnist  VS_QUERIES=1000  VS_LIMIT="param const"  VS_PIN=1
+#   VS_DATASET=fmnist  VS_QUERIES=1000  VS_LIMIT="param const"  VS_WAIT="block spin"  VS_PIN=1
 #   VS_OMEN_INDEX="USING omen_hnsw (v vector_l2_ops) WITH (storage = half, codes = sq8)"
 #   VS_OMEN_SWEEP=omen.hnsw_ef_search=12,16,20,24,32,40,64
 #   VS_PGV_SWEEP=hnsw.ef_search=10,16,20,24,32,40,64
@@ -30,7 +37,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-	sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+	sed -n '2,35p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 	exit 0
 fi
 
@@ -54,6 +61,7 @@ pgv_sweep=${VS_PGV_SWEEP:-hnsw.ef_search=10,16,20,24,32,40,64}
 pgv="host=$PGHOST port=$PGPORT user=$PGUSER dbname=omen_vs_pgvector"
 common=(-d "$ds" --queries "$nq" --passes 2 --clients 1 --no-exact --no-floor --json "$json")
 limits=${VS_LIMIT:-param const}
+waits=${VS_WAIT:-block spin}
 client=()
 ncpu=$(nproc)
 
@@ -92,13 +100,16 @@ echo "vs-pgvector: pgvector $(psql -XAt -d omen_vs_pgvector -c "SELECT extversio
 
 for r in $(seq "$rounds"); do
 	for limit in $limits; do
-		lim=()
-		[[ $limit == const ]] && lim=(--const-limit)
-		echo "== round $r, LIMIT $limit: omen"
-		"${client[@]}" bench/omen-bench run "${common[@]}" "${lim[@]}" --use-index omen_vs_idx \
-			--label "omen, LIMIT $limit" --sweep "$omen_sweep"
-		echo "== round $r, LIMIT $limit: pgvector"
-		"${client[@]}" bench/omen-bench run -c "$pgv" "${common[@]}" "${lim[@]}" --use-index pgv_vs_idx \
-			--label "pgvector, LIMIT $limit" --sweep "$pgv_sweep"
+		for wait in $waits; do
+			opts=()
+			[[ $limit == const ]] && opts+=(--const-limit)
+			[[ $wait == spin ]] && opts+=(--spin)
+			echo "== round $r, LIMIT $limit, client $wait: omen"
+			"${client[@]}" bench/omen-bench run "${common[@]}" "${opts[@]}" --use-index omen_vs_idx \
+				--label "omen, LIMIT $limit, $wait" --sweep "$omen_sweep"
+			echo "== round $r, LIMIT $limit, client $wait: pgvector"
+			"${client[@]}" bench/omen-bench run -c "$pgv" "${common[@]}" "${opts[@]}" --use-index pgv_vs_idx \
+				--label "pgvector, LIMIT $limit, $wait" --sweep "$pgv_sweep"
+		done
 	done
 done

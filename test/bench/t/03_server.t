@@ -141,6 +141,14 @@ if [[ $(sql -c "SELECT count(*) FROM pg_am WHERE amname = 'omen_hnsw'") == 1 ]];
 	is "$(jsel "$scratch/hnswc.jsonl" '$o->{kind} eq "query"' const_limit)" "1" "--const-limit: the JSON line says so"
 	is "$(jsel "$scratch/hnswc.jsonl" '$o->{kind} eq "query"' plan_as_expected)" "1" "--const-limit: the plan uses the index"
 	is "$(jsel "$scratch/hnswc.jsonl" '$o->{kind} eq "query"' recall)" "$r" "--const-limit: the same recall@10 ($r)"
+	# waiting for results on a busy CPU: the same rows again, floor included
+	run_cmd out "$ob" run -d $syn -q 50 --clients 1 --no-exact --spin \
+		--use-index "$hidx" --set enable_seqscan=off -o "$scratch/hnsws.jsonl"
+	is "$rc" 0 "--spin: run exits 0"
+	is "$(jsel "$scratch/hnsws.jsonl" '$o->{kind} eq "query"' spin)" "1" "--spin: the query line says so"
+	is "$(jsel "$scratch/hnsws.jsonl" '$o->{kind} eq "floor"' spin)" "1" "--spin: the floor line says so"
+	is "$(jsel "$scratch/hnsws.jsonl" '$o->{kind} eq "query"' recall)" "$r" "--spin: the same recall@10 ($r)"
+	is "$(jsel "$scratch/hnsw.jsonl" '$o->{kind} eq "query"' spin)" "0" "without --spin the line says spin false"
 else
 	echo "ok $((++_tap_n)) # SKIP omen_hnsw is not in this build"
 fi
