@@ -28,8 +28,13 @@
 # same for both extensions; spin takes that cost out, so its ratio is
 # closer to the ratio of the servers' own work.
 #
+# Each round ends with VS_CLIENTS' other counts (default: 2), sleeping
+# clients only, with no pinning: with as many clients as CPUs, the CPUs
+# stay busy and nobody waits to be woken.
+#
 # Settings, with their defaults:
-#   VS_DATASET=fmnist  VS_QUERIES=1000  VS_LIMIT="param const"  VS_WAIT="block spin"  VS_PIN=1
+#   VS_DATASET=fmnist  VS_QUERIES=1000  VS_LIMIT="param const"  VS_WAIT="block spin"
+#   VS_CLIENTS="1 2"  VS_PIN=1
 #   VS_OMEN_INDEX="USING omen_hnsw (v vector_l2_ops) WITH (storage = half, codes = sq8)"
 #   VS_OMEN_SWEEP=omen.hnsw_ef_search=12,16,20,24,32,40,64
 #   VS_PGV_SWEEP=hnsw.ef_search=10,16,20,24,32,40,64
@@ -37,7 +42,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 if [[ ${1:-} == -h || ${1:-} == --help ]]; then
-	sed -n '2,35p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+	sed -n '2,40p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 	exit 0
 fi
 
@@ -59,10 +64,10 @@ omen_index=${VS_OMEN_INDEX:-"USING omen_hnsw (v vector_l2_ops) WITH (storage = h
 omen_sweep=${VS_OMEN_SWEEP:-omen.hnsw_ef_search=12,16,20,24,32,40,64}
 pgv_sweep=${VS_PGV_SWEEP:-hnsw.ef_search=10,16,20,24,32,40,64}
 pgv="host=$PGHOST port=$PGPORT user=$PGUSER dbname=omen_vs_pgvector"
-common=(-d "$ds" --queries "$nq" --passes 2 --clients 1 --no-exact --no-floor --json "$json")
+common=(-d "$ds" --queries "$nq" --passes 2 --no-exact --no-floor --json "$json")
 limits=${VS_LIMIT:-param const}
 waits=${VS_WAIT:-block spin}
-client=()
+nclients=${VS_CLIENTS:-1 2}
 ncpu=$(nproc)
 
 # Load both databases and build both indexes first, on every CPU (the
@@ -86,30 +91,45 @@ Build postgres "CREATE INDEX omen_vs_idx ON $table $omen_index" "omen ($omen_ind
 Build omen_vs_pgvector "CREATE INDEX pgv_vs_idx ON $table USING hnsw (v vector_l2_ops) WITH (m = 16, ef_construction = 64)" \
 	"pgvector hnsw (m = 16, ef_construction = 64)" pgv_vs_idx
 
-if [[ ${VS_PIN:-1} == 1 && $ncpu -ge 2 ]]; then
-	# the postmaster, its processes, and every backend forked later
-	pm=$(head -1 "$(psql -XAt -c 'SHOW data_directory')/postmaster.pid")
+# Put the server's processes (the postmaster, its children, and every
+# backend forked later) on CPUs $1
+pm=$(head -1 "$(psql -XAt -c 'SHOW data_directory')/postmaster.pid")
+ServerCpus()
+{
+	local pid
 	for pid in $pm $(pgrep -P "$pm"); do
-		taskset -a -c -p $((ncpu - 1)) "$pid" >/dev/null
+		taskset -a -c -p "$1" "$pid" >/dev/null
 	done
-	client=(taskset -c 0)
-	echo "vs-pgvector: server on CPU $((ncpu - 1)), omen-bench on CPU 0"
-fi
+}
 
 echo "vs-pgvector: pgvector $(psql -XAt -d omen_vs_pgvector -c "SELECT extversion FROM pg_extension WHERE extname = 'vector'"), $rounds rounds, JSON lines to $json"
 
 for r in $(seq "$rounds"); do
-	for limit in $limits; do
-		for wait in $waits; do
-			opts=()
-			[[ $limit == const ]] && opts+=(--const-limit)
-			[[ $wait == spin ]] && opts+=(--spin)
-			echo "== round $r, LIMIT $limit, client $wait: omen"
-			"${client[@]}" bench/omen-bench run "${common[@]}" "${opts[@]}" --use-index omen_vs_idx \
-				--label "omen, LIMIT $limit, $wait" --sweep "$omen_sweep"
-			echo "== round $r, LIMIT $limit, client $wait: pgvector"
-			"${client[@]}" bench/omen-bench run -c "$pgv" "${common[@]}" "${opts[@]}" --use-index pgv_vs_idx \
-				--label "pgvector, LIMIT $limit, $wait" --sweep "$pgv_sweep"
+	for nc in $nclients; do
+		client=()
+		if [[ $nc == 1 && ${VS_PIN:-1} == 1 && $ncpu -ge 2 ]]; then
+			ServerCpus $((ncpu - 1))
+			client=(taskset -c 0)
+			echo "vs-pgvector: server on CPU $((ncpu - 1)), omen-bench on CPU 0"
+		else
+			ServerCpus "0-$((ncpu - 1))"
+		fi
+		for limit in $limits; do
+			for wait in $waits; do
+				# spinning clients would take the CPUs the server needs
+				[[ $nc -gt 1 && $wait == spin ]] && continue
+				opts=(--clients "$nc")
+				[[ $limit == const ]] && opts+=(--const-limit)
+				[[ $wait == spin ]] && opts+=(--spin)
+				tag="LIMIT $limit, $wait"
+				[[ $nc -gt 1 ]] && tag+=", $nc clients"
+				echo "== round $r, $tag: omen"
+				"${client[@]}" bench/omen-bench run "${common[@]}" "${opts[@]}" --use-index omen_vs_idx \
+					--label "omen, $tag" --sweep "$omen_sweep"
+				echo "== round $r, $tag: pgvector"
+				"${client[@]}" bench/omen-bench run -c "$pgv" "${common[@]}" "${opts[@]}" --use-index pgv_vs_idx \
+					--label "pgvector, $tag" --sweep "$pgv_sweep"
+			done
 		done
 	done
 done
