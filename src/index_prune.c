@@ -94,6 +94,31 @@ OmenRobustPrune(const OmenCand *cands, int n, float alpha, int maxdeg,
 	return nout;
 }
 
+/*
+ * RobustPrune over the candidates' full vectors: sort cands[0..n) nearest
+ * first, then choose up to maxdeg of them.  cands[i].aux indexes vecs (the
+ * caller's order, which the sort leaves alone); out gets positions in the
+ * sorted cands.  Returns how many were chosen.
+ */
+int
+OmenRobustPruneVectors(OmenCand *cands, int n, float **vecs,
+					   const OmenDistance *dist, float alpha, int maxdeg,
+					   int *out)
+{
+	float	  **sorted = palloc(sizeof(float *) * Max(n, 1));
+	OmenVecPairArg pa;
+	int			nout;
+
+	OmenSortCands(cands, n);
+	for (int i = 0; i < n; i++)
+		sorted[i] = vecs[cands[i].aux];
+	pa.dist = dist;
+	pa.vecs = sorted;
+	nout = OmenRobustPrune(cands, n, alpha, maxdeg, OmenVecPairDist, &pa, out);
+	pfree(sorted);
+	return nout;
+}
+
 /* OmenPairDistFn over an array of full vectors (OmenVecPairArg) */
 float
 OmenVecPairDist(void *arg, int i, int j)

@@ -321,6 +321,9 @@ typedef struct OmenVecPairArg
 } OmenVecPairArg;
 
 extern float OmenVecPairDist(void *arg, int i, int j);
+extern int	OmenRobustPruneVectors(OmenCand *cands, int n, float **vecs,
+								   const OmenDistance *dist, float alpha,
+								   int maxdeg, int *out);
 
 /* ---------------------------------------------------------------------
  * Pages and generic WAL

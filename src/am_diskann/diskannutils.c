@@ -669,11 +669,9 @@ DiskannPruneTids(DiskannShared *ds, const float *pvec, ItemPointer cands,
 {
 	OmenCand   *c = palloc(sizeof(OmenCand) * Max(n, 1));
 	float	  **vecs = palloc(sizeof(float *) * Max(n, 1));
-	float	  **sorted = palloc(sizeof(float *) * Max(n, 1));
 	int		   *chosen = palloc(sizeof(int) * Max(maxdeg, 1));
 	int			m = 0;
 	int			nchosen;
-	OmenVecPairArg pa;
 	OmenVisited seen;
 
 	OmenVisitedInit(&seen, n);
@@ -700,20 +698,14 @@ DiskannPruneTids(DiskannShared *ds, const float *pvec, ItemPointer cands,
 	}
 	OmenVisitedFree(&seen);
 
-	OmenSortCands(c, m);
-	for (int i = 0; i < m; i++)
-		sorted[i] = vecs[c[i].aux];
-	pa.dist = &ds->dist;
-	pa.vecs = sorted;
-	nchosen = OmenRobustPrune(c, m, ds->alpha, maxdeg, OmenVecPairDist, &pa,
-							  chosen);
+	nchosen = OmenRobustPruneVectors(c, m, vecs, &ds->dist, ds->alpha, maxdeg,
+									 chosen);
 	for (int i = 0; i < nchosen; i++)
 		OmenIdToTid(c[chosen[i]].id, &out[i]);
 
 	for (int i = 0; i < m; i++)
 		pfree(vecs[i]);
 	pfree(vecs);
-	pfree(sorted);
 	pfree(c);
 	pfree(chosen);
 	return nchosen;

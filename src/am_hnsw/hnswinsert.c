@@ -571,7 +571,6 @@ HnswAddNeighbor(HnswShared *hs, HnswNode *e, const float *evec, int layer,
 			int			chosen[HNSW_MAX_M * 2 + 1];
 			int			n = 0;
 			int			nchosen;
-			OmenVecPairArg pa = {&hs->dist, vecs};
 			ItemPointerData list[HNSW_MAX_M * 2];
 			bool		keepsnew = false;
 			float	   *newvec = NULL;
@@ -587,7 +586,7 @@ HnswAddNeighbor(HnswShared *hs, HnswNode *e, const float *evec, int layer,
 				tids[n] = slots[i];
 				cands[n].dist = OmenDistanceCalc(&hs->dist, evec, vecs[n]);
 				cands[n].id = n;
-				cands[n].aux = 0;
+				cands[n].aux = n;
 				n++;
 			}
 			newvec = palloc(sizeof(float) * hs->dim);
@@ -602,27 +601,14 @@ HnswAddNeighbor(HnswShared *hs, HnswNode *e, const float *evec, int layer,
 			tids[n] = *newtid;
 			cands[n].dist = dnew;
 			cands[n].id = n;
-			cands[n].aux = 0;
+			cands[n].aux = n;
 			n++;
 
-			/* sort by distance, carrying vectors and tids along via id */
-			OmenSortCands(cands, n);
-			{
-				float	   *svecs[HNSW_MAX_M * 2 + 1];
-				ItemPointerData stids[HNSW_MAX_M * 2 + 1];
-
-				for (int i = 0; i < n; i++)
-				{
-					svecs[i] = vecs[cands[i].id];
-					stids[i] = tids[cands[i].id];
-				}
-				memcpy(vecs, svecs, sizeof(float *) * n);
-				memcpy(tids, stids, sizeof(ItemPointerData) * n);
-			}
-			nchosen = OmenRobustPrune(cands, n, 1.0f, cap, OmenVecPairDist, &pa, chosen);
+			nchosen = OmenRobustPruneVectors(cands, n, vecs, &hs->dist, 1.0f,
+											 cap, chosen);
 			for (int i = 0; i < nchosen; i++)
 			{
-				list[i] = tids[chosen[i]];
+				list[i] = tids[cands[chosen[i]].aux];
 				if (ItemPointerEquals(&list[i], newtid))
 					keepsnew = true;
 			}

@@ -254,13 +254,11 @@ PruneCands(VacuumState *vs, const float *evec, ItemPointerData *cand,
 	HnswShared *hs = &vs->hs;
 	OmenCand   *cands = palloc(sizeof(OmenCand) * Max(ncand, 1));
 	float	  **vecs = palloc(sizeof(float *) * Max(ncand, 1));
-	float	  **svecs = palloc(sizeof(float *) * Max(ncand, 1));
 	ItemPointerData *tids = palloc(sizeof(ItemPointerData) * Max(ncand, 1));
 	int		   *chosen = palloc(sizeof(int) * Max(cap, 1));
 	int			n = 0;
 	int			nchosen;
 	OmenVisited seen;
-	OmenVecPairArg pa;
 
 	OmenVisitedInit(&seen, ncand + 1);
 	for (int i = 0; i < ncand; i++)
@@ -273,16 +271,12 @@ PruneCands(VacuumState *vs, const float *evec, ItemPointerData *cand,
 		tids[n] = cand[i];
 		cands[n].dist = OmenDistanceCalc(&hs->dist, evec, vecs[n]);
 		cands[n].id = n;
-		cands[n].aux = 0;
+		cands[n].aux = n;
 		n++;
 	}
 	OmenVisitedFree(&seen);
-	OmenSortCands(cands, n);
-	for (int i = 0; i < n; i++)
-		svecs[i] = vecs[cands[i].id];
-	pa.dist = &hs->dist;
-	pa.vecs = svecs;
-	nchosen = OmenRobustPrune(cands, n, 1.0f, cap, OmenVecPairDist, &pa, chosen);
+	nchosen = OmenRobustPruneVectors(cands, n, vecs, &hs->dist, 1.0f, cap,
+									 chosen);
 	for (int i = 0; i < nchosen; i++)
 	{
 		list[i] = tids[cands[chosen[i]].id];
