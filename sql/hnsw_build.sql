@@ -175,6 +175,18 @@ SET enable_seqscan = off;
 SELECT id, round((v <-> '[0.9,1,1.2]')::numeric, 4) AS d FROM hq ORDER BY v <-> '[0.9,1,1.2]', id LIMIT 10;
 SELECT id, round((v <+> '[0.9,1,1.2]')::numeric, 4) AS d FROM hq ORDER BY v <+> '[0.9,1,1.2]' LIMIT 3;
 RESET enable_seqscan;
+-- sketch = on: every layer-0 edge carries a sketch (3 sign bits here, one
+-- per dimension), an insert sketches the edges it adds, and a scan still
+-- returns the nearest rows in exact order; sketch takes a boolean
+CREATE INDEX ON hq USING omen_hnsw (v) WITH (sketch = maybe);
+SELECT sketch_bits, unsketched_edges FROM omen_hnsw_info('hq_l2');
+ALTER INDEX hq_l2 SET (sketch = on);
+REINDEX INDEX hq_l2;
+INSERT INTO hq VALUES (11, '[1,2,1]'), (12, '[0.8,1.1,1.1]');
+SELECT live_nodes, heap_tids, sketch_bits, unsketched_edges FROM omen_hnsw_info('hq_l2');
+SET enable_seqscan = off;
+SELECT round((v <-> '[0.9,1,1.2]')::numeric, 4) AS d FROM hq ORDER BY v <-> '[0.9,1,1.2]' LIMIT 6;
+RESET enable_seqscan;
 -- a code costs a byte a dimension: 2,000 dimensions fit as float without
 -- codes, not with them; half with codes holds them
 CREATE TABLE hl8 (v vector(2000));

@@ -19,6 +19,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "miscadmin.h"
 #include "omen_index.h"
 #include "utils/memutils.h"
@@ -41,6 +43,8 @@ OmenGraphSearchInit(OmenGraphSearch *s, const OmenGraphOps *ops, void *arg,
 	s->nbuf = palloc(sizeof(uint64) * Max(maxneighbors, 1));
 	s->fresh = palloc(sizeof(uint64) * Max(maxneighbors, 1));
 	s->visits = palloc(sizeof(OmenVisit) * Max(maxneighbors, 1));
+	s->est = palloc(sizeof(float) * Max(maxneighbors, 1));
+	s->estimate_margin = -1.0f;
 }
 
 /* Forget everything for a fresh search (e.g. the next layer down) */
@@ -70,6 +74,9 @@ OmenGraphSearchFree(OmenGraphSearch *s)
 		pfree(s->fresh);
 	if (s->visits)
 		pfree(s->visits);
+	if (s->est)
+		pfree(s->est);
+	s->est = NULL;
 	s->fresh = NULL;
 	s->visits = NULL;
 	if (s->expanded)
@@ -183,10 +190,28 @@ OmenGraphSearchRun(OmenGraphSearch *s, int layer)
 							  s->maxneighbors);
 		{
 			int			nfresh = 0;
+			bool		useest = false;
+			float		limit = 0.0f;
 
+			if (s->estimate_margin >= 0.0f && s->ops->estimate &&
+				s->result.count >= s->ef && n > 0 &&
+				s->ops->estimate(s->arg, c.dist, n, s->est))
+			{
+				float		worst = s->result.items[0].dist;
+
+				useest = true;
+				limit = worst + s->estimate_margin * fabsf(worst);
+			}
 			for (int i = 0; i < n; i++)
+			{
+				if (useest && s->est[i] > limit)
+				{
+					s->nskipped++;
+					continue;
+				}
 				if (!OmenVisitedTestAndSet(&s->visited, s->nbuf[i]))
 					s->fresh[nfresh++] = s->nbuf[i];
+			}
 			if (nfresh == 0)
 				continue;
 			s->ops->visit(s->arg, s->fresh, nfresh, s->visits);
@@ -240,6 +265,13 @@ OmenGraphSearchNextBatch(OmenGraphSearch *s, int layer)
 {
 	Assert(s->keep_rejected);
 	Assert(s->result.count == 0);
+
+	/*
+	 * Neighbours skipped by estimate were never marked visited, but neither
+	 * are they in rejected: from here on, visit every neighbour, so that
+	 * the next batches reach what the first passed over.
+	 */
+	s->estimate_margin = -1.0f;
 
 	while (s->rejected.count > 0 && s->result.count < s->ef)
 	{

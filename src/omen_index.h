@@ -251,6 +251,14 @@ typedef struct OmenGraphOps
 	/* Writes at most max neighbour ids of (id, aux) at layer; returns count */
 	int			(*neighbors) (void *arg, uint64 id, uint32 aux, int layer,
 							  uint64 *out, int max);
+
+	/*
+	 * Optional (NULL if none): estimates of the distances of the
+	 * neighbours the last neighbors() call returned, from the expanded
+	 * node's distance cdist, without reading them.  Returns false if it
+	 * has none for that list.
+	 */
+	bool		(*estimate) (void *arg, float cdist, int n, float *est);
 } OmenGraphOps;
 
 /* Flags kept in a rejected candidate's id */
@@ -280,6 +288,17 @@ typedef struct OmenGraphSearch
 	int			nexpanded;
 	int			maxexpanded;
 	uint64		ndistances;		/* statistics */
+	uint64		nskipped;		/* neighbours passed over by estimate */
+
+	/*
+	 * With ops->estimate and a margin >= 0, once result is full a
+	 * neighbour whose estimated distance exceeds the furthest result by
+	 * more than margin times its magnitude is not visited (nor marked
+	 * visited: another node may lead to it).  Turned off for the batches
+	 * after the first.
+	 */
+	float		estimate_margin;
+	float	   *est;
 } OmenGraphSearch;
 
 extern void OmenGraphSearchInit(OmenGraphSearch *s, const OmenGraphOps *ops,
@@ -324,6 +343,23 @@ extern float OmenVecPairDist(void *arg, int i, int j);
 extern int	OmenRobustPruneVectors(OmenCand *cands, int n, float **vecs,
 								   const OmenDistance *dist, float alpha,
 								   int maxdeg, int *out);
+
+/* ---------------------------------------------------------------------
+ * Edge sketches (index_sketch.c): estimate d(q, v) from d(q, c) for an
+ * edge c -> v, from |v - c| and the signs of v - c on a few principal axes
+ * ---------------------------------------------------------------------
+ */
+#define OMEN_SKETCH_MAX_BITS	64
+
+extern void OmenSketchBasis(const float *const *sample, int n, int dim, int r,
+							float *basis);
+extern void OmenSketchProject(const float *basis, int r, int dim,
+							  const float *x, float *out);
+extern uint64 OmenSketchSigns(const float *a, const float *b, int r);
+extern void OmenSketchCosTable(int r, float *table);
+extern void OmenSketchEstimate(bool ip, float dc, float qnorm, uint64 qsigns,
+							   const uint64 *signs, const float *norms, int n,
+							   const float *costable, float *est);
 
 /* ---------------------------------------------------------------------
  * Pages and generic WAL

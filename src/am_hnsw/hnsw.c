@@ -67,6 +67,9 @@ HnswDefineGucs(void)
 					   hnsw_codes_values, HNSW_CODES_NONE,
 					   "Valid values are \"none\" and \"sq8\".",
 					   AccessExclusiveLock);
+	add_bool_reloption(hnsw_relopt_kind, "sketch",
+					   "Keep a sketch of every layer-0 edge, so scans can pass over neighbours estimated too far to matter",
+					   false, AccessExclusiveLock);
 
 	DefineCustomIntVariable("omen.hnsw_ef_search",
 							"Size of the candidate list an omen_hnsw scan keeps.",
@@ -76,6 +79,14 @@ HnswDefineGucs(void)
 							&hnsw_ef_search,
 							HNSW_DEFAULT_EF_SEARCH, 1, HNSW_MAX_EF_SEARCH,
 							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomRealVariable("omen.hnsw_sketch_margin",
+							 "How much further than the furthest result kept an edge sketch must place a neighbour for an omen_hnsw scan to pass over it.",
+							 "A fraction of that distance.  Larger passes over "
+							 "fewer neighbours: slower, and nearer to the "
+							 "search without sketches.  -1 turns skipping off.",
+							 &hnsw_sketch_margin,
+							 0.2, -1.0, 100.0,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
 }
 
 /* amoptions */
@@ -87,6 +98,7 @@ hnswoptions(Datum reloptions, bool validate)
 		{"ef_construction", RELOPT_TYPE_INT, offsetof(HnswOptions, ef_construction)},
 		{"storage", RELOPT_TYPE_ENUM, offsetof(HnswOptions, storage)},
 		{"codes", RELOPT_TYPE_ENUM, offsetof(HnswOptions, codes)},
+		{"sketch", RELOPT_TYPE_BOOL, offsetof(HnswOptions, sketch)},
 	};
 
 	return (bytea *) build_reloptions(reloptions, validate, hnsw_relopt_kind,
@@ -248,10 +260,11 @@ omen_hnsw_info(PG_FUNCTION_ARGS)
 	int64		live = 0,
 				deleted = 0,
 				heaptids = 0,
-				degree0 = 0;
+				degree0 = 0,
+				unsketched = 0;
 	int			maxlevel = -1;
-	Datum		values[14];
-	bool		nulls[14] = {0};
+	Datum		values[16];
+	bool		nulls[16] = {0};
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -274,7 +287,7 @@ omen_hnsw_info(PG_FUNCTION_ARGS)
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		page = BufferGetPage(buf);
 		for (OffsetNumber off = FirstOffsetNumber;
-			 off <= PageGetMaxOffsetNumber(page); off++)
+			 !HnswPageIsBasis(page) && off <= PageGetMaxOffsetNumber(page); off++)
 		{
 			ItemId		iid = PageGetItemId(page, off);
 			char	   *tup;
@@ -303,7 +316,13 @@ omen_hnsw_info(PG_FUNCTION_ARGS)
 
 				for (int i = 0; i < 2 * meta.m && i < ntup->count; i++)
 					if (ItemPointerIsValid(&ntup->tids[i]))
+					{
 						degree0++;
+						if (meta.sketch_bits > 0 &&
+							isnan(HnswSketchNorms(ntup, HnswNeighborLevel(ntup, meta.m),
+												  meta.m)[i]))
+							unsketched++;
+					}
 			}
 		}
 		UnlockReleaseBuffer(buf);
@@ -324,6 +343,8 @@ omen_hnsw_info(PG_FUNCTION_ARGS)
 	values[11] = CStringGetTextDatum(OmenMetricName((OmenMetric) meta.metric));
 	values[12] = Int64GetDatum((int64) nblocks * BLCKSZ);
 	values[13] = CStringGetTextDatum(HnswStorageSq8(meta.storage) ? "sq8" : "none");
+	values[14] = Int32GetDatum(meta.sketch_bits);
+	values[15] = Int64GetDatum(unsketched);
 
 	index_close(index, AccessShareLock);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));

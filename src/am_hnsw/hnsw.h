@@ -26,6 +26,8 @@
 #define HNSW_DEFAULT_EF_SEARCH		40
 #define HNSW_MAX_EF_SEARCH			1000
 #define HNSW_MAX_LEVEL				15	/* levels 0 .. 15 */
+#define HNSW_SKETCH_SAMPLE			1000	/* vectors the sketch basis is
+											 * fitted to */
 
 /* storage option */
 #define HNSW_STORAGE_FLOAT			0
@@ -53,15 +55,24 @@ typedef struct HnswOptions
 	int			ef_construction;
 	int			storage;
 	int			codes;
+	bool		sketch;
 } HnswOptions;
 
 /* Page kinds (OmenPageOpaque->kind) */
 #define HNSW_PAGE_META				1
 #define HNSW_PAGE_DATA				2
+#define HNSW_PAGE_BASIS				3	/* the sketch basis, floats */
+
+/*
+ * A basis page's pd_lower covers its floats (so WAL images keep them):
+ * its "line pointers" are data, and loops over pages must skip it.
+ */
+#define HnswPageIsBasis(page) \
+	(!PageIsNew(page) && OmenPageGetOpaque(page)->kind == HNSW_PAGE_BASIS)
 
 #define HNSW_METAPAGE_BLKNO			0
 #define HNSW_MAGIC					0x484E5357	/* "HNSW" */
-#define HNSW_VERSION				1
+#define HNSW_VERSION				2
 
 /*
  * The meta page: parameters fixed at build time and the entry point.  The
@@ -81,6 +92,9 @@ typedef struct HnswMetaPageData
 	BlockNumber insert_page;	/* last page; new tuples go here or after */
 	BlockNumber free_page;		/* first page that may hold a free slot */
 	uint64		inserted;		/* elements ever written (statistics) */
+	uint16		sketch_bits;	/* edge sketches: bits per edge, 0 = none */
+	BlockNumber basis_blkno;	/* first of the basis pages (sketch_bits x
+								 * dim floats) */
 } HnswMetaPageData;
 
 typedef HnswMetaPageData *HnswMetaPage;
@@ -156,9 +170,32 @@ typedef struct HnswNeighborTupleData
 typedef HnswNeighborTupleData *HnswNeighborTuple;
 
 #define HNSW_NEIGHBOR_SLOTS(level, m)	(((level) + 2) * (m))
-#define HNSW_NEIGHBOR_SIZE(level, m) \
+#define HNSW_NEIGHBOR_TIDS_END(level, m) \
 	(offsetof(HnswNeighborTupleData, tids) + \
 	 sizeof(ItemPointerData) * HNSW_NEIGHBOR_SLOTS(level, m))
+
+/*
+ * With edge sketches (sketch_bits > 0), the tuple goes on, 8-aligned, with
+ * layer 0's sketches: uint64 signs[2m], float norms[2m] (|v - c|, NaN when
+ * unknown), then the element's own projection, float proj[sketch_bits].
+ */
+#define HNSW_SKETCH_OFFSET(level, m) \
+	TYPEALIGN(8, HNSW_NEIGHBOR_TIDS_END(level, m))
+#define HNSW_SKETCH_SIZE(m, bits) \
+	((sizeof(uint64) + sizeof(float)) * 2 * (m) + sizeof(float) * (bits))
+#define HNSW_NEIGHBOR_SIZE(level, m, bits) \
+	((bits) > 0 ? HNSW_SKETCH_OFFSET(level, m) + HNSW_SKETCH_SIZE(m, bits) : \
+	 HNSW_NEIGHBOR_TIDS_END(level, m))
+
+#define HnswSketchSigns(ntup, level, m) \
+	((uint64 *) ((char *) (ntup) + HNSW_SKETCH_OFFSET(level, m)))
+#define HnswSketchNorms(ntup, level, m) \
+	((float *) (HnswSketchSigns(ntup, level, m) + 2 * (m)))
+#define HnswSketchProj(ntup, level, m) \
+	(HnswSketchNorms(ntup, level, m) + 2 * (m))
+
+/* The level a neighbour tuple was sized for, from its slot count */
+#define HnswNeighborLevel(ntup, m)	((ntup)->count / (m) - 2)
 
 static inline int
 HnswLayerStart(int layer, int m)
@@ -178,6 +215,7 @@ HnswLayerCapacity(int layer, int m)
 
 /* Settings */
 extern int	hnsw_ef_search;
+extern double hnsw_sketch_margin;
 
 /*
  * What searches and inserts on one index need: the metric, the parameters
@@ -195,6 +233,9 @@ typedef struct HnswShared
 	ItemPointerData entry;		/* entry point when read */
 	int			entry_level;	/* -1: empty */
 	float	   *scratch;		/* dim floats: a decoded half vector */
+	int			sketch_bits;	/* 0: no edge sketches */
+	BlockNumber basis_blkno;	/* the basis: HnswGetBasis() */
+	float		costable[OMEN_SKETCH_MAX_BITS + 1];
 } HnswShared;
 
 /* An element met during a page search */
@@ -221,6 +262,16 @@ typedef struct HnswDiskSearch
 	int			nnodes;
 	int			maxnodes;
 	OmenGraphSearch search;
+
+	/* edge sketches: the query's projection, the last list read's edges */
+	float	   *qproj;
+	float		qnorm;			/* |query| (inner product) */
+	uint64		qsigns;			/* inner product: signs of Bq */
+	int			nlast;
+	uint64		lastsigns[HNSW_MAX_M * 2];
+	float		lastnorms[HNSW_MAX_M * 2];
+	uint64		lastqsigns;		/* L2: signs of Bq - Bc of that list's node */
+	bool		lastvalid;
 } HnswDiskSearch;
 
 /* hnswutils.c */
@@ -228,11 +279,22 @@ extern HnswOptions *HnswGetOptions(Relation index);
 extern int	HnswGetM(Relation index);
 extern int	HnswGetEfConstruction(Relation index);
 extern int	HnswGetStorage(Relation index);
+extern bool HnswGetSketchOption(Relation index);
 extern void HnswReadMeta(Relation index, HnswMetaPageData *meta);
 extern void HnswInitShared(HnswShared *hs, Relation index);
 extern void HnswRefreshEntry(HnswShared *hs);
 extern void HnswFreeShared(HnswShared *hs);
 extern int	HnswMaxLevel(int m);
+extern Size HnswNeighborSize(HnswShared *hs, int level);
+extern const float *HnswGetBasis(HnswShared *hs);
+extern void HnswSketchFill(HnswShared *hs, HnswNeighborTuple ntup, int slot,
+						   const float *cvec, const float *vvec);
+extern void HnswSketchFillProj(HnswShared *hs, HnswNeighborTuple ntup,
+							   int slot, float norm, const float *vproj);
+extern void HnswSketchClear(HnswShared *hs, HnswNeighborTuple ntup, int slot);
+extern void HnswSketchSetOwn(HnswShared *hs, HnswNeighborTuple ntup,
+							 const float *vec);
+extern int	HnswChooseSketchBits(int dim, int metric);
 extern int	HnswRandomLevel(float ml, int maxlevel);
 extern void HnswCheckDim(Relation index, int dim, int storage);
 extern void HnswElementGetVector(HnswShared *hs, HnswElementTuple etup,
@@ -246,6 +308,7 @@ extern bool HnswDiskLowerBounds(HnswDiskSearch *ds, OmenCand *c, int n);
 extern void HnswDiskSearchInit(HnswDiskSearch *ds, HnswShared *hs,
 							   const float *q, int ef, bool keep_rejected);
 extern void HnswDiskSearchFree(HnswDiskSearch *ds);
+extern void HnswDiskSearchUseSketches(HnswDiskSearch *ds, float margin);
 extern uint32 HnswDiskSearchAddNode(HnswDiskSearch *ds, HnswNode *node);
 extern bool HnswDiskDescend(HnswDiskSearch *ds, int tolayer, int ef);
 extern bool HnswReadElementVector(HnswShared *hs, ItemPointer tid, float *out,
@@ -267,9 +330,13 @@ extern bool HnswReadLayerSlots(HnswShared *hs, const HnswNode *node, int layer,
 							   ItemPointerData *slots);
 extern bool HnswWriteNeighborLayer(HnswShared *hs, const HnswNode *node, int layer,
 								   const ItemPointerData *expect,
-								   const ItemPointerData *list, int n);
+								   const ItemPointerData *list, int n,
+								   const float *nodevec,
+								   const float *const *vecs,
+								   const float *const *projs);
 extern bool HnswAddNeighbor(HnswShared *hs, HnswNode *e, const float *evec,
 							int layer, ItemPointer newtid, float dnew,
+							const float *newvec, const float *newproj,
 							bool force);
 extern bool hnswinsert(Relation index, Datum *values, bool *isnull,
 					   ItemPointer heap_tid, Relation heap,

@@ -601,6 +601,8 @@ UpdateMetaNoWal(HnswBuildState *bs, ItemPointer entry, int entry_level)
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 	meta = HnswPageGetMeta(BufferGetPage(buf));
 	meta->dim = bs->hs.dim;
+	meta->sketch_bits = bs->hs.sketch_bits;
+	meta->basis_blkno = bs->hs.basis_blkno;
 	meta->entry_level = entry_level;
 	if (entry)
 		meta->entry = *entry;
@@ -622,6 +624,68 @@ FlushPage(HnswBuildState *bs, Page page)
 }
 
 /*
+ * Edge sketches: fit the basis to a sample of the graph's vectors, write
+ * it to pages after the meta page, and project every node.  Returns the
+ * projections (nnodes x bits), or NULL when the index has no sketches.
+ */
+static float *
+WriteSketchBasis(HnswBuildState *bs)
+{
+	HnswShared *hs = &bs->hs;
+	HnswGraph  *g = &bs->g;
+	int			nnodes = GraphCount(g);
+	int			bits = 0;
+	int			ns;
+	const float **sample;
+	float	   *basis;
+	float	   *proj;
+	Size		nfloats;
+	Size		perpage = HNSW_PAGE_CAPACITY / sizeof(float);
+	Page		page;
+
+	if (nnodes > 0 && hs->dim > 0 && HnswGetSketchOption(bs->index))
+		bits = HnswChooseSketchBits(hs->dim, hs->dist.metric);
+	if (bits == 0)
+		return NULL;
+
+	ns = Min(nnodes, HNSW_SKETCH_SAMPLE);
+	sample = palloc(sizeof(float *) * ns);
+	for (int i = 0; i < ns; i++)
+		sample[i] = GVector(GNode(g, (int) ((int64) i * nnodes / ns)), hs->m);
+	nfloats = (Size) bits * hs->dim;
+	basis = palloc(sizeof(float) * nfloats);
+	OmenSketchBasis(sample, ns, hs->dim, bits, basis);
+	pfree(sample);
+
+	hs->basis_blkno = RelationGetNumberOfBlocks(bs->index);
+	page = (Page) palloc(BLCKSZ);
+	for (Size done = 0; done < nfloats;)
+	{
+		Size		k = Min(perpage, nfloats - done);
+
+		OmenInitPage(page, HNSW_PAGE_BASIS);
+		memcpy(PageGetContents(page), basis + done, sizeof(float) * k);
+		((PageHeader) page)->pd_lower =
+			(PageGetContents(page) + sizeof(float) * k) - (char *) page;
+		FlushPage(bs, page);
+		done += k;
+	}
+	pfree(page);
+
+	proj = palloc_extended(sizeof(float) * bits * (Size) nnodes, MCXT_ALLOC_HUGE);
+	for (int i = 0; i < nnodes; i++)
+	{
+		if ((i & 1023) == 0)
+			CHECK_FOR_INTERRUPTS();
+		OmenSketchProject(basis, bits, hs->dim, GVector(GNode(g, i), hs->m),
+						  proj + (Size) i * bits);
+	}
+	pfree(basis);
+	hs->sketch_bits = bits;
+	return proj;
+}
+
+/*
  * Write the in-memory graph to data pages: first decide every tuple's
  * place (so neighbour lists can name their targets), then fill the pages
  * in that order.  Sets the meta page's entry point.
@@ -633,22 +697,29 @@ WriteGraph(HnswBuildState *bs)
 	HnswGraph  *g = &bs->g;
 	int			nnodes = GraphCount(g);
 	Size		esize = HNSW_ELEMENT_SIZE(hs->dim, hs->storage);
-	BlockNumber first = RelationGetNumberOfBlocks(bs->index);
-	BlockNumber blkno = first;
+	BlockNumber first;
+	BlockNumber blkno;
 	Size		freespace = HNSW_PAGE_CAPACITY;
 	OffsetNumber off = FirstOffsetNumber;
 	Page		page;
 	HnswElementTuple etup;
 	HnswNeighborTuple ntup;
+	float	   *proj;
+	int			bits;
 
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE,
 								 PROGRESS_HNSW_PHASE_WRITE);
+
+	proj = WriteSketchBasis(bs);
+	bits = hs->sketch_bits;
+	first = RelationGetNumberOfBlocks(bs->index);
+	blkno = first;
 
 	/* placement */
 	for (int i = 0; i < nnodes; i++)
 	{
 		GraphNode  *node = GNode(g, i);
-		Size		nsize = HNSW_NEIGHBOR_SIZE(node->level, hs->m);
+		Size		nsize = HnswNeighborSize(hs, node->level);
 		Size		both = MAXALIGN(esize) + MAXALIGN(nsize) + 2 * sizeof(ItemIdData);
 
 		node->apart = (both > HNSW_PAGE_CAPACITY);
@@ -694,12 +765,12 @@ WriteGraph(HnswBuildState *bs)
 	OmenInitPage(page, HNSW_PAGE_DATA);
 	blkno = first;
 	etup = palloc0(esize);
-	ntup = palloc0(HNSW_NEIGHBOR_SIZE(bs->maxlevel, hs->m));
+	ntup = palloc0(HnswNeighborSize(hs, bs->maxlevel));
 	for (int i = 0; i < nnodes; i++)
 	{
 		GraphNode  *node = GNode(g, i);
 		int32	   *nb = GNeighbors(node);
-		Size		nsize = HNSW_NEIGHBOR_SIZE(node->level, hs->m);
+		Size		nsize = HnswNeighborSize(hs, node->level);
 		int			nslots = HNSW_NEIGHBOR_SLOTS(node->level, hs->m);
 
 		CHECK_FOR_INTERRUPTS();
@@ -729,6 +800,25 @@ WriteGraph(HnswBuildState *bs)
 
 			for (int j = 0; j < node->counts[l]; j++)
 				ntup->tids[start + j] = GNode(g, nb[start + j])->tid;
+		}
+		if (bits > 0)
+		{
+			const float *cproj = proj + (Size) i * bits;
+			const float *cvec = GVector(node, hs->m);
+
+			memcpy(HnswSketchProj(ntup, node->level, hs->m), cproj,
+				   sizeof(float) * bits);
+			for (int j = 0; j < 2 * hs->m; j++)
+				HnswSketchClear(hs, ntup, j);
+			for (int j = 0; j < node->counts[0]; j++)
+			{
+				GraphNode  *v = GNode(g, nb[j]);
+
+				HnswSketchFillProj(hs, ntup, j,
+								   sqrtf(omen_kernels->l2sq(cvec, GVector(v, hs->m),
+															hs->dim)),
+								   proj + (Size) nb[j] * bits);
+			}
 		}
 
 		/* the order matches the placement pass exactly */
@@ -760,6 +850,8 @@ WriteGraph(HnswBuildState *bs)
 	pfree(etup);
 	pfree(ntup);
 	pfree(page);
+	if (proj)
+		pfree(proj);
 
 	UpdateMetaNoWal(bs, g->sh->entry >= 0 ? &GNode(g, g->sh->entry)->tid : NULL,
 					g->sh->entry_level);

@@ -22,6 +22,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "access/generic_xlog.h"
 #include "common/pg_prng.h"
 #include "hnsw.h"
@@ -114,10 +116,13 @@ PlaceTuples(HnswShared *hs, HnswElementTuple etup, Size esize,
 				buf = ReadBuffer(index, fsmblk);
 				LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 				page = BufferGetPage(buf);
-				if (PageIsNew(page) || PageGetFreeSpace(page) < want)
+				if (PageIsNew(page) || PageGetFreeSpace(page) < want ||
+					OmenPageGetOpaque(page)->kind == HNSW_PAGE_BASIS)
 				{
 					RecordPageWithFreeSpace(index, fsmblk,
-											PageIsNew(page) ? 0 : PageGetFreeSpace(page));
+											PageIsNew(page) ||
+											OmenPageGetOpaque(page)->kind == HNSW_PAGE_BASIS ?
+											0 : PageGetFreeSpace(page));
 					UnlockReleaseBuffer(buf);
 					buf = InvalidBuffer;
 				}
@@ -204,7 +209,7 @@ WriteNewElement(HnswShared *hs, const float *vec, ItemPointer heaptid,
 				int level, LayerCands *layers, ItemPointer etid)
 {
 	Size		esize = HNSW_ELEMENT_SIZE(hs->dim, hs->storage);
-	Size		nsize = HNSW_NEIGHBOR_SIZE(level, hs->m);
+	Size		nsize = HnswNeighborSize(hs, level);
 	HnswElementTuple etup = palloc0(esize);
 	HnswNeighborTuple ntup = palloc0(nsize);
 
@@ -242,6 +247,21 @@ WriteNewElement(HnswShared *hs, const float *vec, ItemPointer heaptid,
 			for (int i = 0; i < layers[l].nchosen; i++)
 				ntup->tids[start + i] =
 					layers[l].nodes[layers[l].chosen[i]].tid;
+		}
+	}
+	if (hs->sketch_bits > 0)
+	{
+		HnswSketchSetOwn(hs, ntup, vec);
+		for (int i = 0; i < 2 * hs->m; i++)
+		{
+			const float *v = NULL;
+
+			if (layers && i < layers[0].nchosen)
+				v = layers[0].vecs[layers[0].chosen[i]];
+			if (v)
+				HnswSketchFill(hs, ntup, i, vec, v);
+			else
+				HnswSketchClear(hs, ntup, i);
 		}
 	}
 
@@ -433,11 +453,18 @@ TryAddDuplicate(HnswShared *hs, const float *vec, LayerCands *layer0,
  * tuple is still node's (its stamp matches: VACUUM can free an element and
  * a new one reuse its slots between a read and this write).  Returns false
  * if it changed meanwhile.
+ *
+ * With edge sketches, layer 0's sketches follow the list: a neighbour
+ * that was in expect keeps its sketch; a new one gets one from its vector
+ * (vecs[i], else read from its page) and node's vector nodevec, computed
+ * before the page is locked; projs[i], if given, is its projection.
+ * Without nodevec, new neighbours' sketches are marked unknown.
  */
 bool
 HnswWriteNeighborLayer(HnswShared *hs, const HnswNode *node, int layer,
 					   const ItemPointerData *expect, const ItemPointerData *list,
-					   int n)
+					   int n, const float *nodevec, const float *const *vecs,
+					   const float *const *projs)
 {
 	Buffer		buf;
 	Page		page;
@@ -447,6 +474,45 @@ HnswWriteNeighborLayer(HnswShared *hs, const HnswNode *node, int layer,
 	int			cap = HnswLayerCapacity(layer, hs->m);
 	HnswNeighborTuple ntup;
 	bool		ok = false;
+	bool		sketch = (layer == 0 && hs->sketch_bits > 0);
+	float	   *nproj = NULL;	/* n x sketch_bits, for new neighbours */
+	float	   *nnorm = NULL;	/* NaN: keep the old sketch or unknown */
+
+	if (sketch)
+	{
+		float	   *tmp = NULL;
+
+		nproj = palloc(sizeof(float) * hs->sketch_bits * Max(n, 1));
+		nnorm = palloc(sizeof(float) * Max(n, 1));
+		for (int i = 0; i < n; i++)
+		{
+			const float *v = vecs ? vecs[i] : NULL;
+			bool		old = false;
+
+			nnorm[i] = NAN;
+			for (int j = 0; expect && j < cap && !old; j++)
+				old = ItemPointerEquals((ItemPointer) &expect[j], (ItemPointer) &list[i]);
+			if (old || !nodevec)
+				continue;
+			if (!v)
+			{
+				if (!tmp)
+					tmp = palloc(sizeof(float) * hs->dim);
+				if (!HnswReadElementVector(hs, (ItemPointer) &list[i], tmp, NULL))
+					continue;
+				v = tmp;
+			}
+			if (projs && projs[i])
+				memcpy(nproj + (Size) i * hs->sketch_bits, projs[i],
+					   sizeof(float) * hs->sketch_bits);
+			else
+				OmenSketchProject(HnswGetBasis(hs), hs->sketch_bits, hs->dim, v,
+								  nproj + (Size) i * hs->sketch_bits);
+			nnorm[i] = sqrtf(omen_kernels->l2sq(nodevec, v, hs->dim));
+		}
+		if (tmp)
+			pfree(tmp);
+	}
 
 	buf = ReadBuffer(hs->index, ItemPointerGetBlockNumber(ntid));
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
@@ -461,10 +527,23 @@ HnswWriteNeighborLayer(HnswShared *hs, const HnswNode *node, int layer,
 		{
 			OmenXLog	x;
 			Page		wpage;
+			uint64		oldsigns[HNSW_MAX_M * 2];
+			float		oldnorms[HNSW_MAX_M * 2];
+			ItemPointerData oldtids[HNSW_MAX_M * 2];
 
 			OmenXLogStart(&x, hs->index);
 			wpage = OmenXLogRegister(&x, buf, false);
 			ntup = (HnswNeighborTuple) PageGetItem(wpage, PageGetItemId(wpage, off));
+			if (sketch)
+			{
+				int			level = HnswNeighborLevel(ntup, hs->m);
+
+				memcpy(oldtids, ntup->tids, sizeof(ItemPointerData) * cap);
+				memcpy(oldsigns, HnswSketchSigns(ntup, level, hs->m),
+					   sizeof(uint64) * cap);
+				memcpy(oldnorms, HnswSketchNorms(ntup, level, hs->m),
+					   sizeof(float) * cap);
+			}
 			for (int i = 0; i < cap; i++)
 			{
 				if (i < n)
@@ -472,11 +551,42 @@ HnswWriteNeighborLayer(HnswShared *hs, const HnswNode *node, int layer,
 				else
 					ItemPointerSetInvalid(&ntup->tids[start + i]);
 			}
+			for (int i = 0; sketch && i < cap; i++)
+			{
+				int			level = HnswNeighborLevel(ntup, hs->m);
+				int			was = -1;
+
+				if (i >= n)
+				{
+					HnswSketchClear(hs, ntup, i);
+					continue;
+				}
+				if (!isnan(nnorm[i]))
+				{
+					HnswSketchFillProj(hs, ntup, i, nnorm[i],
+									   nproj + (Size) i * hs->sketch_bits);
+					continue;
+				}
+				for (int j = 0; j < cap && was < 0; j++)
+					if (ItemPointerEquals(&oldtids[j], (ItemPointer) &list[i]))
+						was = j;
+				if (was >= 0)
+				{
+					HnswSketchSigns(ntup, level, hs->m)[i] = oldsigns[was];
+					HnswSketchNorms(ntup, level, hs->m)[i] = oldnorms[was];
+				}
+				else
+					HnswSketchClear(hs, ntup, i);
+			}
 			OmenXLogFinish(&x);
 			ok = true;
 		}
 	}
 	UnlockReleaseBuffer(buf);
+	if (nproj)
+		pfree(nproj);
+	if (nnorm)
+		pfree(nnorm);
 	return ok;
 }
 
@@ -521,7 +631,8 @@ HnswReadLayerSlots(HnswShared *hs, const HnswNode *node, int layer,
  */
 bool
 HnswAddNeighbor(HnswShared *hs, HnswNode *e, const float *evec, int layer,
-				ItemPointer newtid, float dnew, bool force)
+				ItemPointer newtid, float dnew, const float *newvec,
+				const float *newproj, bool force)
 {
 	int			cap = HnswLayerCapacity(layer, hs->m);
 	ItemPointerData slots[HNSW_MAX_M * 2];
@@ -552,13 +663,18 @@ HnswAddNeighbor(HnswShared *hs, HnswNode *e, const float *evec, int layer,
 		if (free_slot >= 0)
 		{
 			ItemPointerData list[HNSW_MAX_M * 2];
+			const float *lvecs[HNSW_MAX_M * 2] = {0};
+			const float *lprojs[HNSW_MAX_M * 2] = {0};
 			int			n = 0;
 
 			for (int i = 0; i < cap; i++)
 				if (ItemPointerIsValid(&slots[i]))
 					list[n++] = slots[i];
+			lvecs[n] = newvec;
+			lprojs[n] = newproj;
 			list[n++] = *newtid;
-			if (HnswWriteNeighborLayer(hs, e, layer, slots, list, n))
+			if (HnswWriteNeighborLayer(hs, e, layer, slots, list, n, evec,
+									   lvecs, lprojs))
 				return true;
 			continue;
 		}
@@ -572,8 +688,10 @@ HnswAddNeighbor(HnswShared *hs, HnswNode *e, const float *evec, int layer,
 			int			n = 0;
 			int			nchosen;
 			ItemPointerData list[HNSW_MAX_M * 2];
+			const float *lvecs[HNSW_MAX_M * 2];
 			bool		keepsnew = false;
-			float	   *newvec = NULL;
+			float	   *readvec = NULL;
+			bool		written;
 
 			for (int i = 0; i < cap; i++)
 			{
@@ -589,15 +707,15 @@ HnswAddNeighbor(HnswShared *hs, HnswNode *e, const float *evec, int layer,
 				cands[n].aux = n;
 				n++;
 			}
-			newvec = palloc(sizeof(float) * hs->dim);
-			if (!HnswReadElementVector(hs, newtid, newvec, NULL))
+			readvec = palloc(sizeof(float) * hs->dim);
+			if (!HnswReadElementVector(hs, newtid, readvec, NULL))
 			{
-				pfree(newvec);
+				pfree(readvec);
 				for (int i = 0; i < n; i++)
 					pfree(vecs[i]);
 				return false;
 			}
-			vecs[n] = newvec;
+			vecs[n] = readvec;
 			tids[n] = *newtid;
 			cands[n].dist = dnew;
 			cands[n].id = n;
@@ -609,22 +727,27 @@ HnswAddNeighbor(HnswShared *hs, HnswNode *e, const float *evec, int layer,
 			for (int i = 0; i < nchosen; i++)
 			{
 				list[i] = tids[cands[chosen[i]].aux];
+				lvecs[i] = vecs[cands[chosen[i]].aux];
 				if (ItemPointerEquals(&list[i], newtid))
 					keepsnew = true;
 			}
-			for (int i = 0; i < n; i++)
-				pfree(vecs[i]);
 			if (!keepsnew && force)
 			{
 				/* the caller needs the edge: it replaces the furthest kept */
 				if (nchosen == cap)
 					nchosen--;
+				lvecs[nchosen] = readvec;
 				list[nchosen++] = *newtid;
 				keepsnew = true;
 			}
+			written = (keepsnew || nchosen != nvalid) &&
+				HnswWriteNeighborLayer(hs, e, layer, slots, list, nchosen,
+									   evec, lvecs, NULL);
+			for (int i = 0; i < n; i++)
+				pfree(vecs[i]);
 			if (!keepsnew && nchosen == nvalid)
 				return false;	/* nothing would change */
-			if (HnswWriteNeighborLayer(hs, e, layer, slots, list, nchosen))
+			if (written)
 				return keepsnew;
 		}
 	}
@@ -633,7 +756,8 @@ HnswAddNeighbor(HnswShared *hs, HnswNode *e, const float *evec, int layer,
 
 /* Overwrite the new element's own neighbour lists (layers 0 .. top) */
 static void
-WriteOwnNeighbors(HnswShared *hs, ItemPointer etid, LayerCands *layers, int top)
+WriteOwnNeighbors(HnswShared *hs, ItemPointer etid, const float *vec,
+				  LayerCands *layers, int top)
 {
 	HnswNode	self;
 
@@ -642,11 +766,15 @@ WriteOwnNeighbors(HnswShared *hs, ItemPointer etid, LayerCands *layers, int top)
 	for (int l = 0; l <= top; l++)
 	{
 		ItemPointerData list[HNSW_MAX_M * 2];
+		const float *lvecs[HNSW_MAX_M * 2];
 
 		for (int i = 0; i < layers[l].nchosen; i++)
+		{
 			list[i] = layers[l].nodes[layers[l].chosen[i]].tid;
+			lvecs[i] = layers[l].vecs[layers[l].chosen[i]];
+		}
 		HnswWriteNeighborLayer(hs, &self, l, NULL, list,
-							   layers[l].nchosen);
+							   layers[l].nchosen, vec, lvecs, NULL);
 	}
 }
 
@@ -659,6 +787,7 @@ HnswInsertVector(HnswShared *hs, const float *vec, ItemPointer heaptid)
 	ItemPointerData newtid;
 	int			top;
 	int			attempts = 0;
+	float	   *newproj = NULL;
 	MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext,
 											  "omen_hnsw insert",
 											  ALLOCSET_DEFAULT_SIZES);
@@ -677,7 +806,7 @@ retry:
 			top = Min(level, hs->entry_level);
 			(void) FindCandidates(hs, vec, level, layers, &newtid);
 			ChooseNeighbors(hs, layers, top);
-			WriteOwnNeighbors(hs, &newtid, layers, top);
+			WriteOwnNeighbors(hs, &newtid, vec, layers, top);
 			goto link_back;
 		}
 		goto done;
@@ -699,6 +828,12 @@ retry:
 	WriteNewElement(hs, vec, heaptid, level, layers, &newtid);
 
 link_back:
+	if (hs->sketch_bits > 0)
+	{
+		newproj = palloc(sizeof(float) * hs->sketch_bits);
+		OmenSketchProject(HnswGetBasis(hs), hs->sketch_bits, hs->dim, vec,
+						  newproj);
+	}
 	for (int l = 0; l <= top; l++)
 	{
 		LayerCands *lc = &layers[l];
@@ -710,7 +845,7 @@ link_back:
 
 			CHECK_FOR_INTERRUPTS();
 			if (HnswAddNeighbor(hs, &lc->nodes[c], lc->vecs[c], l, &newtid,
-								lc->cands[c].dist, false))
+								lc->cands[c].dist, vec, newproj, false))
 				linked = true;
 		}
 
@@ -720,7 +855,7 @@ link_back:
 			int			c = lc->chosen[0];
 
 			HnswAddNeighbor(hs, &lc->nodes[c], lc->vecs[c], l, &newtid,
-							lc->cands[c].dist, true);
+							lc->cands[c].dist, vec, newproj, true);
 		}
 	}
 

@@ -212,6 +212,7 @@ StartScan(IndexScanDesc scan)
 			return;
 		}
 	}
+	HnswDiskSearchUseSketches(&so->ds, (float) hnsw_sketch_margin);
 	OmenGraphSearchRun(&so->ds.search, 0);
 	so->base.nbatch = OmenGraphSearchTakeResults(&so->ds.search, &so->base.batch);
 	SetupBatch(so, false);
@@ -240,7 +241,7 @@ SweepUnreached(HnswScanOpaque so, Relation index, OmenCand **out)
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		page = BufferGetPage(buf);
 		for (OffsetNumber off = FirstOffsetNumber;
-			 off <= PageGetMaxOffsetNumber(page); off++)
+			 !HnswPageIsBasis(page) && off <= PageGetMaxOffsetNumber(page); off++)
 		{
 			HnswElementTuple etup = (HnswElementTuple) OmenPageGetTuple(page, off);
 			ItemPointerData tid;
@@ -383,9 +384,10 @@ hnswendscan(IndexScanDesc scan)
 
 	if (so->base.searching)
 		ereport(DEBUG1,
-				(errmsg_internal("omen_hnsw scan: %lld rows, %llu distances, %d elements read",
+				(errmsg_internal("omen_hnsw scan: %lld rows, %llu distances, %llu skipped by sketch, %d elements read",
 								 (long long) so->base.returned,
 								 (unsigned long long) so->ds.search.ndistances,
+								 (unsigned long long) so->ds.search.nskipped,
 								 so->ds.nnodes)));
 	OmenEndScan(scan);
 }

@@ -13,10 +13,12 @@
 #include "hnsw.h"
 #include "miscadmin.h"
 #include "simd/omen_half.h"
+#include "simd/omen_simd.h"
 #include "storage/bufmgr.h"
 #include "utils/rel.h"
 
 int			hnsw_ef_search = HNSW_DEFAULT_EF_SEARCH;
+double		hnsw_sketch_margin = 0.2;
 
 /* The index's options, or defaults */
 HnswOptions *
@@ -55,12 +57,147 @@ HnswGetStorage(Relation index)
 		(opts->codes == HNSW_CODES_SQ8 ? HNSW_STORAGE_SQ8 : 0);
 }
 
+/* The sketch option (off unless turned on) */
+bool
+HnswGetSketchOption(Relation index)
+{
+	HnswOptions *opts = HnswGetOptions(index);
+
+	return opts ? opts->sketch : false;
+}
+
 /* Copy the meta page */
 void
 HnswReadMeta(Relation index, HnswMetaPageData *meta)
 {
 	OmenReadMeta(index, HNSW_PAGE_META, meta, sizeof(HnswMetaPageData),
 				 HNSW_MAGIC, HNSW_VERSION, "omen_hnsw");
+}
+
+/*
+ * The sketch basis, kept in the relcache entry (rd_amcache) once read: it
+ * is written by the build and never changes until the index is rebuilt.
+ * A relcache flush frees rd_amcache, so it is looked up again at each use
+ * (HnswGetBasis), never held.
+ */
+typedef struct HnswAmCache
+{
+	uint32		bits;
+	uint32		dim;
+	float		basis[FLEXIBLE_ARRAY_MEMBER];
+} HnswAmCache;
+
+const float *
+HnswGetBasis(HnswShared *hs)
+{
+	Relation	index = hs->index;
+	HnswAmCache *cache = (HnswAmCache *) index->rd_amcache;
+	Size		nfloats = (Size) hs->sketch_bits * hs->dim;
+	Size		perpage = HNSW_PAGE_CAPACITY / sizeof(float);
+	Size		done = 0;
+
+	Assert(hs->sketch_bits > 0);
+	if (cache && cache->bits == (uint32) hs->sketch_bits &&
+		cache->dim == (uint32) hs->dim)
+		return cache->basis;
+	cache = MemoryContextAlloc(index->rd_indexcxt,
+							   offsetof(HnswAmCache, basis) + sizeof(float) * nfloats);
+	cache->bits = hs->sketch_bits;
+	cache->dim = hs->dim;
+	for (BlockNumber blkno = hs->basis_blkno; done < nfloats; blkno++)
+	{
+		Buffer		buf = OmenReadBuffer(index, blkno);
+		Page		page;
+		Size		k = Min(perpage, nfloats - done);
+
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		if (OmenPageGetOpaque(page)->kind != HNSW_PAGE_BASIS)
+			ereport(ERROR,
+					(errcode(ERRCODE_INDEX_CORRUPTED),
+					 errmsg("omen_hnsw index \"%s\": block %u is not a sketch basis page",
+							RelationGetRelationName(index), blkno)));
+		memcpy(cache->basis + done, PageGetContents(page), sizeof(float) * k);
+		UnlockReleaseBuffer(buf);
+		done += k;
+	}
+	if (index->rd_amcache)
+		pfree(index->rd_amcache);
+	index->rd_amcache = cache;
+	return cache->basis;
+}
+
+/* The bits per edge sketch for an index of dim dimensions and this metric */
+int
+HnswChooseSketchBits(int dim, int metric)
+{
+	if (metric != OMEN_METRIC_L2 && metric != OMEN_METRIC_COSINE &&
+		metric != OMEN_METRIC_IP)
+		return 0;
+	return Min(dim, OMEN_SKETCH_MAX_BITS);
+}
+
+/* Size of a neighbour tuple for level in this index */
+Size
+HnswNeighborSize(HnswShared *hs, int level)
+{
+	return HNSW_NEIGHBOR_SIZE(level, hs->m, hs->sketch_bits);
+}
+
+/* Store the element's own projection Bc in its neighbour tuple */
+void
+HnswSketchSetOwn(HnswShared *hs, HnswNeighborTuple ntup, const float *vec)
+{
+	int			level = HnswNeighborLevel(ntup, hs->m);
+
+	if (hs->sketch_bits == 0)
+		return;
+	OmenSketchProject(HnswGetBasis(hs), hs->sketch_bits, hs->dim, vec,
+					  HnswSketchProj(ntup, level, hs->m));
+}
+
+/* Mark layer-0 slot's sketch unknown (never skipped) */
+void
+HnswSketchClear(HnswShared *hs, HnswNeighborTuple ntup, int slot)
+{
+	int			level = HnswNeighborLevel(ntup, hs->m);
+
+	if (hs->sketch_bits == 0)
+		return;
+	HnswSketchSigns(ntup, level, hs->m)[slot] = 0;
+	HnswSketchNorms(ntup, level, hs->m)[slot] = NAN;
+}
+
+/* Layer-0 slot's sketch from the neighbour's projection and |v - c| */
+void
+HnswSketchFillProj(HnswShared *hs, HnswNeighborTuple ntup, int slot,
+				   float norm, const float *vproj)
+{
+	int			level = HnswNeighborLevel(ntup, hs->m);
+
+	if (hs->sketch_bits == 0)
+		return;
+	HnswSketchSigns(ntup, level, hs->m)[slot] =
+		OmenSketchSigns(vproj, HnswSketchProj(ntup, level, hs->m),
+						hs->sketch_bits);
+	HnswSketchNorms(ntup, level, hs->m)[slot] = norm;
+}
+
+/*
+ * Layer-0 slot's sketch for the edge to a neighbour with vector vvec, the
+ * element's own vector being cvec (its projection already in the tuple)
+ */
+void
+HnswSketchFill(HnswShared *hs, HnswNeighborTuple ntup, int slot,
+			   const float *cvec, const float *vvec)
+{
+	float		vproj[OMEN_SKETCH_MAX_BITS];
+
+	if (hs->sketch_bits == 0)
+		return;
+	OmenSketchProject(HnswGetBasis(hs), hs->sketch_bits, hs->dim, vvec, vproj);
+	HnswSketchFillProj(hs, ntup, slot,
+					   sqrtf(omen_kernels->l2sq(cvec, vvec, hs->dim)), vproj);
 }
 
 /* Set up what searches and inserts on this index need */
@@ -83,6 +220,12 @@ HnswInitShared(HnswShared *hs, Relation index)
 	hs->entry_level = meta.entry_level;
 	if (hs->dim > 0)
 		hs->scratch = palloc(sizeof(float) * hs->dim);
+	if (meta.sketch_bits > 0 && hs->dim > 0)
+	{
+		hs->sketch_bits = meta.sketch_bits;
+		hs->basis_blkno = meta.basis_blkno;
+		OmenSketchCosTable(hs->sketch_bits, hs->costable);
+	}
 }
 
 /*
@@ -118,7 +261,8 @@ HnswMaxLevel(int m)
 	int			level = HNSW_MAX_LEVEL;
 
 	while (level > 0 &&
-		   MAXALIGN(HNSW_NEIGHBOR_SIZE(level, m)) + sizeof(ItemIdData) >
+		   MAXALIGN(HNSW_NEIGHBOR_SIZE(level, m, OMEN_SKETCH_MAX_BITS)) +
+		   sizeof(ItemIdData) >
 		   HNSW_PAGE_CAPACITY)
 		level--;
 	return level;
@@ -395,7 +539,8 @@ ReadElement(HnswShared *hs, ItemPointer tid, HnswNode *node, const float *q,
  * node was read: the stamps differ).
  */
 static int
-ReadNeighbors(HnswShared *hs, const HnswNode *node, int layer, ItemPointer out)
+ReadNeighbors(HnswShared *hs, const HnswNode *node, int layer, ItemPointer out,
+			  HnswDiskSearch *ds)
 {
 	Buffer		buf;
 	Page		page;
@@ -414,7 +559,31 @@ ReadNeighbors(HnswShared *hs, const HnswNode *node, int layer, ItemPointer out)
 			int			start = HnswLayerStart(layer, hs->m);
 			int			cap = HnswLayerCapacity(layer, hs->m);
 
-			if (start + cap <= ntup->count)
+			/* the sketches are further on: ask for all of it at once */
+			if (ds && ds->qproj && layer == 0)
+				OmenPrefetch(ntup, HnswNeighborSize(hs, HnswNeighborLevel(ntup, hs->m)));
+			if (start + cap <= ntup->count && ds && ds->qproj && layer == 0)
+			{
+				int			level = HnswNeighborLevel(ntup, hs->m);
+				const uint64 *signs = HnswSketchSigns(ntup, level, hs->m);
+				const float *norms = HnswSketchNorms(ntup, level, hs->m);
+
+				for (int i = 0; i < cap; i++)
+				{
+					if (ItemPointerIsValid(&ntup->tids[i]))
+					{
+						ds->lastsigns[n] = signs[i];
+						ds->lastnorms[n] = norms[i];
+						out[n++] = ntup->tids[i];
+					}
+				}
+				ds->lastqsigns =
+					OmenSketchSigns(ds->qproj, HnswSketchProj(ntup, level, hs->m),
+									hs->sketch_bits);
+				ds->nlast = n;
+				ds->lastvalid = true;
+			}
+			else if (start + cap <= ntup->count)
 			{
 				for (int i = 0; i < cap; i++)
 				{
@@ -440,7 +609,7 @@ int
 HnswReadNeighborLayer(HnswShared *hs, const HnswNode *node, int layer,
 					  ItemPointer out)
 {
-	return ReadNeighbors(hs, node, layer, out);
+	return ReadNeighbors(hs, node, layer, out, NULL);
 }
 
 /* Remember a node read during a search; returns its index */
@@ -606,16 +775,33 @@ DiskNeighbors(void *arg, uint64 id, uint32 aux, int layer, uint64 *out,
 	ItemPointerData tids[HNSW_MAX_M * 2];
 	int			n;
 
+	ds->lastvalid = false;
 	if (layer > node->level)
 		return 0;
-	n = ReadNeighbors(ds->hs, node, layer, tids);
+	n = ReadNeighbors(ds->hs, node, layer, tids, ds);
 	n = Min(n, max);
 	for (int i = 0; i < n; i++)
 		out[i] = OmenTidToId(&tids[i]);
 	return n;
 }
 
-static const OmenGraphOps hnsw_disk_ops = {DiskVisit, DiskNeighbors};
+/* OmenGraphOps.estimate: from the edge sketches of the list just read */
+static bool
+DiskEstimate(void *arg, float cdist, int n, float *est)
+{
+	HnswDiskSearch *ds = (HnswDiskSearch *) arg;
+	HnswShared *hs = ds->hs;
+	bool		ip = (hs->dist.metric == OMEN_METRIC_IP);
+
+	if (!ds->lastvalid || n > ds->nlast)
+		return false;
+	OmenSketchEstimate(ip, cdist, ds->qnorm, ip ? ds->qsigns : ds->lastqsigns,
+					   ds->lastsigns, ds->lastnorms, n, hs->costable, est);
+	return true;
+}
+
+static const OmenGraphOps hnsw_disk_ops = {DiskVisit, DiskNeighbors,
+DiskEstimate};
 
 /* Start a search over the index's pages for query q */
 void
@@ -639,11 +825,38 @@ HnswDiskSearchInit(HnswDiskSearch *ds, HnswShared *hs, const float *q,
 		ds->qsum = (float) sum;
 		ds->qnorm2 = (float) norm2;
 	}
+	ds->qproj = NULL;
+	ds->lastvalid = false;
 	ds->maxnodes = 256;
 	ds->nnodes = 0;
 	ds->nodes = palloc(sizeof(HnswNode) * ds->maxnodes);
 	OmenGraphSearchInit(&ds->search, &hnsw_disk_ops, ds, ef, 2 * hs->m,
 						keep_rejected);
+}
+
+/*
+ * Let the search pass over neighbours by their edge sketches (a scan's
+ * first batch), with margin (omen.hnsw_sketch_margin; < 0: never).
+ */
+void
+HnswDiskSearchUseSketches(HnswDiskSearch *ds, float margin)
+{
+	HnswShared *hs = ds->hs;
+	double		norm2 = 0.0;
+	static const float zeros[OMEN_SKETCH_MAX_BITS];
+
+	if (hs->sketch_bits == 0 || margin < 0.0f || ds->query == NULL)
+		return;
+	if (!ds->qproj)
+		ds->qproj = palloc(sizeof(float) * hs->sketch_bits);
+	OmenSketchProject(HnswGetBasis(hs), hs->sketch_bits, hs->dim, ds->query,
+					  ds->qproj);
+	if (hs->dist.metric == OMEN_METRIC_IP)
+		for (int i = 0; i < hs->dim; i++)
+			norm2 += (double) ds->query[i] * ds->query[i];
+	ds->qnorm = (float) sqrt(norm2);
+	ds->qsigns = OmenSketchSigns(ds->qproj, zeros, hs->sketch_bits);
+	ds->search.estimate_margin = margin;
 }
 
 /* Release a page search */
@@ -652,6 +865,8 @@ HnswDiskSearchFree(HnswDiskSearch *ds)
 {
 	OmenGraphSearchFree(&ds->search);
 	pfree(ds->nodes);
+	if (ds->qproj)
+		pfree(ds->qproj);
 }
 
 /*

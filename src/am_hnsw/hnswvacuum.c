@@ -102,9 +102,13 @@ RemoveDeadTids(VacuumState *vs, BlockNumber blkno,
 							 vs->info->strategy);
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 	page = BufferGetPage(buf);
-	if (PageIsNew(page))
+	if (PageIsNew(page) ||
+		OmenPageGetOpaque(page)->kind == HNSW_PAGE_BASIS)
 	{
-		/* being added by an insert right now, or left by a crash: empty */
+		/*
+		 * New: being added by an insert right now, or left by a crash, and
+		 * empty.  Basis: the edge sketches' basis, no tuples.
+		 */
 		UnlockReleaseBuffer(buf);
 		return;
 	}
@@ -377,7 +381,7 @@ RepairElement(VacuumState *vs, ItemPointer etid, HnswNode *node,
 		}
 		/* a concurrent insert changed the list: leave it to next time */
 		(void) HnswWriteNeighborLayer(hs, node, layer, slots,
-									  list, nchosen);
+									  list, nchosen, evec, NULL, NULL);
 	}
 }
 
@@ -404,7 +408,8 @@ ForEachLiveElement(VacuumState *vs, LiveElementFn fn, void *arg)
 		buf = ReadBufferExtended(hs->index, MAIN_FORKNUM, blkno, RBM_NORMAL,
 								 vs->info->strategy);
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		maxoff = PageGetMaxOffsetNumber(BufferGetPage(buf));
+		maxoff = HnswPageIsBasis(BufferGetPage(buf)) ? InvalidOffsetNumber :
+			PageGetMaxOffsetNumber(BufferGetPage(buf));
 		UnlockReleaseBuffer(buf);
 
 		for (OffsetNumber off = FirstOffsetNumber; off <= maxoff; off++)
@@ -547,7 +552,8 @@ LinkOrphans(VacuumState *vs)
 
 			n = PruneCands(vs, wvec, cand, ncand, 2 * hs->m, tids, dists);
 			for (int j = 0; j < n; j++)
-				HnswAddNeighbor(hs, &w, wvec, 0, &tids[j], dists[j], false);
+				HnswAddNeighbor(hs, &w, wvec, 0, &tids[j], dists[j], NULL,
+								NULL, false);
 		}
 		else
 			n = HnswReadNeighborLayer(hs, &w, 0, tids);
@@ -562,7 +568,8 @@ LinkOrphans(VacuumState *vs)
 				!HnswReadElementVector(hs, &tids[j], evec, NULL))
 				continue;
 			HnswAddNeighbor(hs, &e, evec, 0, &lives[i],
-							OmenDistanceCalc(&hs->dist, evec, wvec), true);
+							OmenDistanceCalc(&hs->dist, evec, wvec), wvec,
+							NULL, true);
 			done++;
 		}
 		MemoryContextSwitchTo(old);
@@ -806,7 +813,7 @@ ScanFreeSpace(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 								 info->strategy);
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		page = BufferGetPage(buf);
-		if (!PageIsNew(page))
+		if (!PageIsNew(page) && OmenPageGetOpaque(page)->kind == HNSW_PAGE_DATA)
 		{
 			for (OffsetNumber off = FirstOffsetNumber;
 				 off <= PageGetMaxOffsetNumber(page); off++)
