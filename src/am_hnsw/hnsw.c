@@ -314,13 +314,15 @@ omen_hnsw_info(PG_FUNCTION_ARGS)
 			{
 				HnswNeighborTuple ntup = (HnswNeighborTuple) tup;
 
+				ItemPointerData *tids = HnswNeighborTids(ntup, meta.m,
+														 meta.sketch_bits);
+
 				for (int i = 0; i < 2 * meta.m && i < ntup->count; i++)
-					if (ItemPointerIsValid(&ntup->tids[i]))
+					if (ItemPointerIsValid(&tids[i]))
 					{
 						degree0++;
 						if (meta.sketch_bits > 0 &&
-							isnan(HnswSketchNorms(ntup, HnswNeighborLevel(ntup, meta.m),
-												  meta.m)[i]))
+							isnan(HnswSketchNorms(ntup, meta.m)[i]))
 							unsketched++;
 					}
 			}

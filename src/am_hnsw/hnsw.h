@@ -164,38 +164,41 @@ typedef struct HnswNeighborTupleData
 								 * stamp differs belongs to an element that
 								 * has since reused the slots */
 	uint16		count;			/* slots, (level + 2) * m */
-	ItemPointerData tids[FLEXIBLE_ARRAY_MEMBER];
+	ItemPointerData tids[FLEXIBLE_ARRAY_MEMBER];	/* without sketches; see
+													 * HnswNeighborTids */
 } HnswNeighborTupleData;
 
 typedef HnswNeighborTupleData *HnswNeighborTuple;
 
 #define HNSW_NEIGHBOR_SLOTS(level, m)	(((level) + 2) * (m))
-#define HNSW_NEIGHBOR_TIDS_END(level, m) \
-	(offsetof(HnswNeighborTupleData, tids) + \
-	 sizeof(ItemPointerData) * HNSW_NEIGHBOR_SLOTS(level, m))
 
 /*
- * With edge sketches (sketch_bits > 0), the tuple goes on, 8-aligned, with
- * layer 0's sketches: uint64 signs[2m], float norms[2m] (|v - c|, NaN when
- * unknown), then the element's own projection, float proj[sketch_bits].
+ * With edge sketches (sketch_bits > 0), layer 0's sketches come first, at
+ * byte 8: uint64 signs[2m], float norms[2m] (|v - c|, NaN when unknown),
+ * then the element's own projection, float proj[sketch_bits]; the tids
+ * follow them.  The tids end the tuple either way, so they lie next to the
+ * element tuple placed after it on the page (at the lower address: the
+ * element's first bytes, which a visit reads, share cache lines with them).
  */
-#define HNSW_SKETCH_OFFSET(level, m) \
-	TYPEALIGN(8, HNSW_NEIGHBOR_TIDS_END(level, m))
+#define HNSW_SKETCH_OFFSET			8
 #define HNSW_SKETCH_SIZE(m, bits) \
 	((sizeof(uint64) + sizeof(float)) * 2 * (m) + sizeof(float) * (bits))
+#define HNSW_TIDS_OFFSET(m, bits) \
+	((bits) > 0 ? HNSW_SKETCH_OFFSET + HNSW_SKETCH_SIZE(m, bits) : \
+	 offsetof(HnswNeighborTupleData, tids))
 #define HNSW_NEIGHBOR_SIZE(level, m, bits) \
-	((bits) > 0 ? HNSW_SKETCH_OFFSET(level, m) + HNSW_SKETCH_SIZE(m, bits) : \
-	 HNSW_NEIGHBOR_TIDS_END(level, m))
+	(HNSW_TIDS_OFFSET(m, bits) + \
+	 sizeof(ItemPointerData) * HNSW_NEIGHBOR_SLOTS(level, m))
 
-#define HnswSketchSigns(ntup, level, m) \
-	((uint64 *) ((char *) (ntup) + HNSW_SKETCH_OFFSET(level, m)))
-#define HnswSketchNorms(ntup, level, m) \
-	((float *) (HnswSketchSigns(ntup, level, m) + 2 * (m)))
-#define HnswSketchProj(ntup, level, m) \
-	(HnswSketchNorms(ntup, level, m) + 2 * (m))
+#define HnswNeighborTids(ntup, m, bits) \
+	((ItemPointerData *) ((char *) (ntup) + HNSW_TIDS_OFFSET(m, bits)))
+#define HnswSketchSigns(ntup, m) \
+	((uint64 *) ((char *) (ntup) + HNSW_SKETCH_OFFSET))
+#define HnswSketchNorms(ntup, m) \
+	((float *) (HnswSketchSigns(ntup, m) + 2 * (m)))
+#define HnswSketchProj(ntup, m) \
+	(HnswSketchNorms(ntup, m) + 2 * (m))
 
-/* The level a neighbour tuple was sized for, from its slot count */
-#define HnswNeighborLevel(ntup, m)	((ntup)->count / (m) - 2)
 
 static inline int
 HnswLayerStart(int layer, int m)

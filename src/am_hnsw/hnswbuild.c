@@ -772,6 +772,7 @@ WriteGraph(HnswBuildState *bs)
 		int32	   *nb = GNeighbors(node);
 		Size		nsize = HnswNeighborSize(hs, node->level);
 		int			nslots = HNSW_NEIGHBOR_SLOTS(node->level, hs->m);
+		ItemPointerData *tids;
 
 		CHECK_FOR_INTERRUPTS();
 
@@ -792,21 +793,22 @@ WriteGraph(HnswBuildState *bs)
 		memset(ntup, 0, nsize);
 		ntup->type = HNSW_TUPLE_NEIGHBORS;
 		ntup->count = nslots;
+		tids = HnswNeighborTids(ntup, hs->m, bits);
 		for (int j = 0; j < nslots; j++)
-			ItemPointerSetInvalid(&ntup->tids[j]);
+			ItemPointerSetInvalid(&tids[j]);
 		for (int l = 0; l <= node->level; l++)
 		{
 			int			start = HnswLayerStart(l, hs->m);
 
 			for (int j = 0; j < node->counts[l]; j++)
-				ntup->tids[start + j] = GNode(g, nb[start + j])->tid;
+				tids[start + j] = GNode(g, nb[start + j])->tid;
 		}
 		if (bits > 0)
 		{
 			const float *cproj = proj + (Size) i * bits;
 			const float *cvec = GVector(node, hs->m);
 
-			memcpy(HnswSketchProj(ntup, node->level, hs->m), cproj,
+			memcpy(HnswSketchProj(ntup, hs->m), cproj,
 				   sizeof(float) * bits);
 			for (int j = 0; j < 2 * hs->m; j++)
 				HnswSketchClear(hs, ntup, j);

@@ -212,6 +212,7 @@ WriteNewElement(HnswShared *hs, const float *vec, ItemPointer heaptid,
 	Size		nsize = HnswNeighborSize(hs, level);
 	HnswElementTuple etup = palloc0(esize);
 	HnswNeighborTuple ntup = palloc0(nsize);
+	ItemPointerData *tids;
 
 	etup->type = HNSW_TUPLE_ELEMENT;
 	etup->level = level;
@@ -236,8 +237,9 @@ WriteNewElement(HnswShared *hs, const float *vec, ItemPointer heaptid,
 	ntup->type = HNSW_TUPLE_NEIGHBORS;
 	ntup->version = etup->version;
 	ntup->count = HNSW_NEIGHBOR_SLOTS(level, hs->m);
+	tids = HnswNeighborTids(ntup, hs->m, hs->sketch_bits);
 	for (int i = 0; i < ntup->count; i++)
-		ItemPointerSetInvalid(&ntup->tids[i]);
+		ItemPointerSetInvalid(&tids[i]);
 	if (layers)
 	{
 		for (int l = 0; l <= level; l++)
@@ -245,8 +247,7 @@ WriteNewElement(HnswShared *hs, const float *vec, ItemPointer heaptid,
 			int			start = HnswLayerStart(l, hs->m);
 
 			for (int i = 0; i < layers[l].nchosen; i++)
-				ntup->tids[start + i] =
-					layers[l].nodes[layers[l].chosen[i]].tid;
+				tids[start + i] = layers[l].nodes[layers[l].chosen[i]].tid;
 		}
 	}
 	if (hs->sketch_bits > 0)
@@ -523,10 +524,12 @@ HnswWriteNeighborLayer(HnswShared *hs, const HnswNode *node, int layer,
 		if (ntup->type == HNSW_TUPLE_NEIGHBORS && start + cap <= ntup->count &&
 			ntup->version == node->version &&
 			(expect == NULL ||
-			 memcmp(&ntup->tids[start], expect, sizeof(ItemPointerData) * cap) == 0))
+			 memcmp(&HnswNeighborTids(ntup, hs->m, hs->sketch_bits)[start], expect,
+					sizeof(ItemPointerData) * cap) == 0))
 		{
 			OmenXLog	x;
 			Page		wpage;
+			ItemPointerData *tids;
 			uint64		oldsigns[HNSW_MAX_M * 2];
 			float		oldnorms[HNSW_MAX_M * 2];
 			ItemPointerData oldtids[HNSW_MAX_M * 2];
@@ -534,26 +537,22 @@ HnswWriteNeighborLayer(HnswShared *hs, const HnswNode *node, int layer,
 			OmenXLogStart(&x, hs->index);
 			wpage = OmenXLogRegister(&x, buf, false);
 			ntup = (HnswNeighborTuple) PageGetItem(wpage, PageGetItemId(wpage, off));
+			tids = HnswNeighborTids(ntup, hs->m, hs->sketch_bits);
 			if (sketch)
 			{
-				int			level = HnswNeighborLevel(ntup, hs->m);
-
-				memcpy(oldtids, ntup->tids, sizeof(ItemPointerData) * cap);
-				memcpy(oldsigns, HnswSketchSigns(ntup, level, hs->m),
-					   sizeof(uint64) * cap);
-				memcpy(oldnorms, HnswSketchNorms(ntup, level, hs->m),
-					   sizeof(float) * cap);
+				memcpy(oldtids, tids, sizeof(ItemPointerData) * cap);
+				memcpy(oldsigns, HnswSketchSigns(ntup, hs->m), sizeof(uint64) * cap);
+				memcpy(oldnorms, HnswSketchNorms(ntup, hs->m), sizeof(float) * cap);
 			}
 			for (int i = 0; i < cap; i++)
 			{
 				if (i < n)
-					ntup->tids[start + i] = list[i];
+					tids[start + i] = list[i];
 				else
-					ItemPointerSetInvalid(&ntup->tids[start + i]);
+					ItemPointerSetInvalid(&tids[start + i]);
 			}
 			for (int i = 0; sketch && i < cap; i++)
 			{
-				int			level = HnswNeighborLevel(ntup, hs->m);
 				int			was = -1;
 
 				if (i >= n)
@@ -572,8 +571,8 @@ HnswWriteNeighborLayer(HnswShared *hs, const HnswNode *node, int layer,
 						was = j;
 				if (was >= 0)
 				{
-					HnswSketchSigns(ntup, level, hs->m)[i] = oldsigns[was];
-					HnswSketchNorms(ntup, level, hs->m)[i] = oldnorms[was];
+					HnswSketchSigns(ntup, hs->m)[i] = oldsigns[was];
+					HnswSketchNorms(ntup, hs->m)[i] = oldnorms[was];
 				}
 				else
 					HnswSketchClear(hs, ntup, i);
@@ -615,7 +614,8 @@ HnswReadLayerSlots(HnswShared *hs, const HnswNode *node, int layer,
 		if (ntup && ntup->type == HNSW_TUPLE_NEIGHBORS &&
 			start + cap <= ntup->count && ntup->version == node->version)
 		{
-			memcpy(slots, &ntup->tids[start], sizeof(ItemPointerData) * cap);
+			memcpy(slots, &HnswNeighborTids(ntup, hs->m, hs->sketch_bits)[start],
+				   sizeof(ItemPointerData) * cap);
 			ok = true;
 		}
 	}

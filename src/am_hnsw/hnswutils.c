@@ -148,24 +148,20 @@ HnswNeighborSize(HnswShared *hs, int level)
 void
 HnswSketchSetOwn(HnswShared *hs, HnswNeighborTuple ntup, const float *vec)
 {
-	int			level = HnswNeighborLevel(ntup, hs->m);
-
 	if (hs->sketch_bits == 0)
 		return;
 	OmenSketchProject(HnswGetBasis(hs), hs->sketch_bits, hs->dim, vec,
-					  HnswSketchProj(ntup, level, hs->m));
+					  HnswSketchProj(ntup, hs->m));
 }
 
 /* Mark layer-0 slot's sketch unknown (never skipped) */
 void
 HnswSketchClear(HnswShared *hs, HnswNeighborTuple ntup, int slot)
 {
-	int			level = HnswNeighborLevel(ntup, hs->m);
-
 	if (hs->sketch_bits == 0)
 		return;
-	HnswSketchSigns(ntup, level, hs->m)[slot] = 0;
-	HnswSketchNorms(ntup, level, hs->m)[slot] = NAN;
+	HnswSketchSigns(ntup, hs->m)[slot] = 0;
+	HnswSketchNorms(ntup, hs->m)[slot] = NAN;
 }
 
 /* Layer-0 slot's sketch from the neighbour's projection and |v - c| */
@@ -173,14 +169,11 @@ void
 HnswSketchFillProj(HnswShared *hs, HnswNeighborTuple ntup, int slot,
 				   float norm, const float *vproj)
 {
-	int			level = HnswNeighborLevel(ntup, hs->m);
-
 	if (hs->sketch_bits == 0)
 		return;
-	HnswSketchSigns(ntup, level, hs->m)[slot] =
-		OmenSketchSigns(vproj, HnswSketchProj(ntup, level, hs->m),
-						hs->sketch_bits);
-	HnswSketchNorms(ntup, level, hs->m)[slot] = norm;
+	HnswSketchSigns(ntup, hs->m)[slot] =
+		OmenSketchSigns(vproj, HnswSketchProj(ntup, hs->m), hs->sketch_bits);
+	HnswSketchNorms(ntup, hs->m)[slot] = norm;
 }
 
 /*
@@ -558,27 +551,26 @@ ReadNeighbors(HnswShared *hs, const HnswNode *node, int layer, ItemPointer out,
 		{
 			int			start = HnswLayerStart(layer, hs->m);
 			int			cap = HnswLayerCapacity(layer, hs->m);
+			ItemPointerData *tids = HnswNeighborTids(ntup, hs->m, hs->sketch_bits);
 
-			/* the sketches are further on: ask for all of it at once */
-			if (ds && ds->qproj && layer == 0)
-				OmenPrefetch(ntup, HnswNeighborSize(hs, HnswNeighborLevel(ntup, hs->m)));
 			if (start + cap <= ntup->count && ds && ds->qproj && layer == 0)
 			{
-				int			level = HnswNeighborLevel(ntup, hs->m);
-				const uint64 *signs = HnswSketchSigns(ntup, level, hs->m);
-				const float *norms = HnswSketchNorms(ntup, level, hs->m);
+				const uint64 *signs = HnswSketchSigns(ntup, hs->m);
+				const float *norms = HnswSketchNorms(ntup, hs->m);
 
+				/* the sketches are before the tids: ask for them at once */
+				OmenPrefetch(ntup, HNSW_TIDS_OFFSET(hs->m, hs->sketch_bits));
 				for (int i = 0; i < cap; i++)
 				{
-					if (ItemPointerIsValid(&ntup->tids[i]))
+					if (ItemPointerIsValid(&tids[i]))
 					{
 						ds->lastsigns[n] = signs[i];
 						ds->lastnorms[n] = norms[i];
-						out[n++] = ntup->tids[i];
+						out[n++] = tids[i];
 					}
 				}
 				ds->lastqsigns =
-					OmenSketchSigns(ds->qproj, HnswSketchProj(ntup, level, hs->m),
+					OmenSketchSigns(ds->qproj, HnswSketchProj(ntup, hs->m),
 									hs->sketch_bits);
 				ds->nlast = n;
 				ds->lastvalid = true;
@@ -587,8 +579,8 @@ ReadNeighbors(HnswShared *hs, const HnswNode *node, int layer, ItemPointer out,
 			{
 				for (int i = 0; i < cap; i++)
 				{
-					if (ItemPointerIsValid(&ntup->tids[start + i]))
-						out[n++] = ntup->tids[start + i];
+					if (ItemPointerIsValid(&tids[start + i]))
+						out[n++] = tids[start + i];
 				}
 			}
 		}
