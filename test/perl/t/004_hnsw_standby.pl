@@ -9,7 +9,8 @@
 # different omen_hnsw_info (pages, nodes, levels, entry point, degree) on
 # the standby; standby scans that fail while VACUUM's records are being
 # replayed under them; for l2 with float storage and for cosine with half
-# storage and sq8 codes (written and re-scored from the same tuple).  Also
+# storage, sq8 codes (written and re-scored from the same tuple) and edge
+# sketches (the scan skips by them; omen_hnsw_info counts unsketched edges).  Also
 # live rows that no full index-ordered scan reaches.  And an unlogged index
 # whose init fork is missing or not WAL-logged: after an immediate shutdown
 # of the primary, or on the promoted standby (which has only what the WAL
@@ -41,7 +42,7 @@ $primary->safe_psql('postgres', qq{
 	CREATE TABLE items (id int PRIMARY KEY, v vector($dim));
 	INSERT INTO items SELECT i, omen_rvec() FROM generate_series(1, 3000) i;
 	CREATE INDEX items_l2 ON items USING omen_hnsw (v vector_l2_ops) WITH (m = 8, ef_construction = 32);
-	CREATE INDEX items_cos ON items USING omen_hnsw (v vector_cosine_ops) WITH (storage = half, codes = sq8);
+	CREATE INDEX items_cos ON items USING omen_hnsw (v vector_cosine_ops) WITH (storage = half, codes = sq8, sketch = on);
 	ANALYZE items;
 });
 
