@@ -238,7 +238,6 @@ typedef struct HnswShared
 	float	   *scratch;		/* dim floats: a decoded half vector */
 	int			sketch_bits;	/* 0: no edge sketches */
 	BlockNumber basis_blkno;	/* the basis: HnswGetBasis() */
-	float		costable[OMEN_SKETCH_MAX_BITS + 1];
 } HnswShared;
 
 /* An element met during a page search */
@@ -275,6 +274,7 @@ typedef struct HnswDiskSearch
 	float		lastnorms[HNSW_MAX_M * 2];
 	uint64		lastqsigns;		/* L2: signs of Bq - Bc of that list's node */
 	bool		lastvalid;
+	float		costable[OMEN_SKETCH_MAX_BITS + 1]; /* cos(pi k / bits) */
 } HnswDiskSearch;
 
 /* hnswutils.c */
@@ -295,8 +295,6 @@ extern void HnswSketchFill(HnswShared *hs, HnswNeighborTuple ntup, int slot,
 extern void HnswSketchFillProj(HnswShared *hs, HnswNeighborTuple ntup,
 							   int slot, float norm, const float *vproj);
 extern void HnswSketchClear(HnswShared *hs, HnswNeighborTuple ntup, int slot);
-extern void HnswSketchSetOwn(HnswShared *hs, HnswNeighborTuple ntup,
-							 const float *vec);
 extern int	HnswChooseSketchBits(int dim, int metric);
 extern int	HnswRandomLevel(float ml, int maxlevel);
 extern void HnswCheckDim(Relation index, int dim, int storage);

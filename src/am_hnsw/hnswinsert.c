@@ -113,16 +113,16 @@ PlaceTuples(HnswShared *hs, HnswElementTuple etup, Size esize,
 				continue;
 			}
 			{
+				bool		unusable;
+
 				buf = ReadBuffer(index, fsmblk);
 				LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 				page = BufferGetPage(buf);
-				if (PageIsNew(page) || PageGetFreeSpace(page) < want ||
-					OmenPageGetOpaque(page)->kind == HNSW_PAGE_BASIS)
+				unusable = PageIsNew(page) || HnswPageIsBasis(page);
+				if (unusable || PageGetFreeSpace(page) < want)
 				{
 					RecordPageWithFreeSpace(index, fsmblk,
-											PageIsNew(page) ||
-											OmenPageGetOpaque(page)->kind == HNSW_PAGE_BASIS ?
-											0 : PageGetFreeSpace(page));
+											unusable ? 0 : PageGetFreeSpace(page));
 					UnlockReleaseBuffer(buf);
 					buf = InvalidBuffer;
 				}
@@ -203,10 +203,14 @@ PlaceTuples(HnswShared *hs, HnswElementTuple etup, Size esize,
 	}
 }
 
-/* Build and write a new element with the chosen neighbours per layer */
+/*
+ * Build and write a new element with the chosen neighbours per layer; proj
+ * is vec's projection on the sketch basis (with edge sketches)
+ */
 static void
-WriteNewElement(HnswShared *hs, const float *vec, ItemPointer heaptid,
-				int level, LayerCands *layers, ItemPointer etid)
+WriteNewElement(HnswShared *hs, const float *vec, const float *proj,
+				ItemPointer heaptid, int level, LayerCands *layers,
+				ItemPointer etid)
 {
 	Size		esize = HNSW_ELEMENT_SIZE(hs->dim, hs->storage);
 	Size		nsize = HnswNeighborSize(hs, level);
@@ -252,7 +256,8 @@ WriteNewElement(HnswShared *hs, const float *vec, ItemPointer heaptid,
 	}
 	if (hs->sketch_bits > 0)
 	{
-		HnswSketchSetOwn(hs, ntup, vec);
+		memcpy(HnswSketchProj(ntup, hs->m), proj,
+			   sizeof(float) * hs->sketch_bits);
 		for (int i = 0; i < 2 * hs->m; i++)
 		{
 			const float *v = NULL;
@@ -793,13 +798,21 @@ HnswInsertVector(HnswShared *hs, const float *vec, ItemPointer heaptid)
 											  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(tmp);
 
+	/* the new element's own sketch projection, for its list and back-links */
+	if (hs->sketch_bits > 0)
+	{
+		newproj = palloc(sizeof(float) * hs->sketch_bits);
+		OmenSketchProject(HnswGetBasis(hs), hs->sketch_bits, hs->dim, vec,
+						  newproj);
+	}
+
 retry:
 	memset(layers, 0, sizeof(layers));
 
 	if (hs->entry_level < 0)
 	{
 		/* empty index: this element becomes the entry point */
-		WriteNewElement(hs, vec, heaptid, level, NULL, &newtid);
+		WriteNewElement(hs, vec, newproj, heaptid, level, NULL, &newtid);
 		if (!TrySetEntry(hs, &newtid, level, true))
 		{
 			/* another insert got there first: link to it like any other */
@@ -825,15 +838,9 @@ retry:
 	if (TryAddDuplicate(hs, vec, &layers[0], heaptid))
 		goto done;
 	ChooseNeighbors(hs, layers, top);
-	WriteNewElement(hs, vec, heaptid, level, layers, &newtid);
+	WriteNewElement(hs, vec, newproj, heaptid, level, layers, &newtid);
 
 link_back:
-	if (hs->sketch_bits > 0)
-	{
-		newproj = palloc(sizeof(float) * hs->sketch_bits);
-		OmenSketchProject(HnswGetBasis(hs), hs->sketch_bits, hs->dim, vec,
-						  newproj);
-	}
 	for (int l = 0; l <= top; l++)
 	{
 		LayerCands *lc = &layers[l];

@@ -144,16 +144,6 @@ HnswNeighborSize(HnswShared *hs, int level)
 	return HNSW_NEIGHBOR_SIZE(level, hs->m, hs->sketch_bits);
 }
 
-/* Store the element's own projection Bc in its neighbour tuple */
-void
-HnswSketchSetOwn(HnswShared *hs, HnswNeighborTuple ntup, const float *vec)
-{
-	if (hs->sketch_bits == 0)
-		return;
-	OmenSketchProject(HnswGetBasis(hs), hs->sketch_bits, hs->dim, vec,
-					  HnswSketchProj(ntup, hs->m));
-}
-
 /* Mark layer-0 slot's sketch unknown (never skipped) */
 void
 HnswSketchClear(HnswShared *hs, HnswNeighborTuple ntup, int slot)
@@ -217,7 +207,6 @@ HnswInitShared(HnswShared *hs, Relation index)
 	{
 		hs->sketch_bits = meta.sketch_bits;
 		hs->basis_blkno = meta.basis_blkno;
-		OmenSketchCosTable(hs->sketch_bits, hs->costable);
 	}
 }
 
@@ -788,7 +777,7 @@ DiskEstimate(void *arg, float cdist, int n, float *est)
 	if (!ds->lastvalid || n > ds->nlast)
 		return false;
 	OmenSketchEstimate(ip, cdist, ds->qnorm, ip ? ds->qsigns : ds->lastqsigns,
-					   ds->lastsigns, ds->lastnorms, n, hs->costable, est);
+					   ds->lastsigns, ds->lastnorms, n, ds->costable, est);
 	return true;
 }
 
@@ -848,6 +837,7 @@ HnswDiskSearchUseSketches(HnswDiskSearch *ds, float margin)
 			norm2 += (double) ds->query[i] * ds->query[i];
 	ds->qnorm = (float) sqrt(norm2);
 	ds->qsigns = OmenSketchSigns(ds->qproj, zeros, hs->sketch_bits);
+	OmenSketchCosTable(hs->sketch_bits, ds->costable);
 	ds->search.estimate_margin = margin;
 }
 
