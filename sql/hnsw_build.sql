@@ -40,16 +40,20 @@ EXPLAIN (COSTS OFF) SELECT id FROM hb ORDER BY v <+> (SELECT v FROM hb WHERE id 
 SELECT (SELECT size_bytes FROM omen_hnsw_info('hb_l1'))::float /
        (SELECT size_bytes FROM omen_hnsw_info('hb_l2')) BETWEEN 0.6 AND 0.9 AS half_is_smaller;
 
--- every operator finds a vector as its own nearest neighbour (with a wide
--- search list, so that a rare miss of the approximate search cannot fail it)
+-- every operator finds vectors as their own nearest neighbours: 20 of
+-- them, one from each cluster, with a wide search list.  The 20 clusters
+-- are islands far apart, and a walk that descends into the wrong one can
+-- stay there (pgvector's HNSW does the same here: 12 to 280 of the 10,000
+-- rows missed themselves over four builds at ef_search 200), so a rare
+-- miss is allowed: at least 18 of the 20.
 SET enable_seqscan = off;
 SET omen.hnsw_ef_search = 200;
-SELECT bool_and(n = q.id) AS self_first_l2 FROM hb q,
-  LATERAL (SELECT id AS n FROM hb ORDER BY v <-> q.v LIMIT 1) s WHERE q.id % 500 = 3;
-SELECT bool_and(n = q.id) AS self_first_cos FROM hb q,
-  LATERAL (SELECT id AS n FROM hb ORDER BY v <=> q.v LIMIT 1) s WHERE q.id % 500 = 3;
-SELECT bool_and(n = q.id) AS self_first_l1 FROM hb q,
-  LATERAL (SELECT id AS n FROM hb ORDER BY v <+> q.v LIMIT 1) s WHERE q.id % 500 = 3;
+SELECT count(*) FILTER (WHERE n = q.id) >= 18 AS self_first_l2 FROM hb q,
+  LATERAL (SELECT id AS n FROM hb ORDER BY v <-> q.v LIMIT 1) s WHERE q.id BETWEEN 101 AND 120;
+SELECT count(*) FILTER (WHERE n = q.id) >= 18 AS self_first_cos FROM hb q,
+  LATERAL (SELECT id AS n FROM hb ORDER BY v <=> q.v LIMIT 1) s WHERE q.id BETWEEN 101 AND 120;
+SELECT count(*) FILTER (WHERE n = q.id) >= 18 AS self_first_l1 FROM hb q,
+  LATERAL (SELECT id AS n FROM hb ORDER BY v <+> q.v LIMIT 1) s WHERE q.id BETWEEN 101 AND 120;
 RESET omen.hnsw_ef_search;
 RESET enable_seqscan;
 DROP INDEX hb_ip, hb_cos, hb_l1;
@@ -67,8 +71,8 @@ SELECT p.live_nodes = s.live_nodes AS same_nodes, p.heap_tids = s.heap_tids AS s
 FROM omen_hnsw_info('hb_par') p, omen_hnsw_info('hb_l2') s;
 SET enable_seqscan = off;
 SET omen.hnsw_ef_search = 200;
-SELECT bool_and(n = q.id) AS self_first_parallel FROM hb q,
-  LATERAL (SELECT id AS n FROM hb ORDER BY v <-> q.v LIMIT 1) s WHERE q.id % 500 = 3;
+SELECT count(*) FILTER (WHERE n = q.id) >= 18 AS self_first_parallel FROM hb q,
+  LATERAL (SELECT id AS n FROM hb ORDER BY v <-> q.v LIMIT 1) s WHERE q.id BETWEEN 101 AND 120;
 RESET omen.hnsw_ef_search;
 RESET enable_seqscan;
 DROP INDEX hb_par;

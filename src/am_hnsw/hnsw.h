@@ -300,6 +300,8 @@ extern int	HnswRandomLevel(float ml, int maxlevel);
 extern void HnswCheckDim(Relation index, int dim, int storage);
 extern void HnswElementGetVector(HnswShared *hs, HnswElementTuple etup,
 								 float *out);
+extern void HnswSq8Encode(const float *vec, int dim, HnswSq8Head *head,
+						  uint8 *codes);
 extern void HnswElementSetVector(HnswShared *hs, HnswElementTuple etup,
 								 const float *vec);
 extern float HnswElementDistance(HnswShared *hs, HnswElementTuple etup,

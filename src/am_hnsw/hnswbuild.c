@@ -52,8 +52,13 @@
 #define PARALLEL_KEY_HNSW_GRAPH			UINT64CONST(0xA000000000000002)
 
 /*
- * One vector of the in-memory graph, followed in the arena by
- * int32 neighbours[(level + 2) * m] and float vector[dim].
+ * One vector of the in-memory graph, followed in the arena by float
+ * vector[dim], for the metrics sq8 codes serve (BuildCodeSize) the
+ * vector's sq8 code, and int32 neighbours[(level + 2) * m].  The searches
+ * of the build walk by the codes, as scans do (1 byte a dimension instead
+ * of 4), and re-score what they find with the vectors.  The vector and the
+ * code come first, at offsets that do not depend on the node's level, so
+ * a visit can prefetch them without reading the node's header first.
  */
 typedef struct GraphNode
 {
@@ -128,6 +133,8 @@ typedef struct HnswBuildState
 	bool		isleader;		/* reports progress */
 
 	float	   *query;			/* the vector being inserted */
+	float		qsum;			/* sum of its components (codes) */
+	float		qnorm2;			/* its squared norm (codes) */
 	OmenGraphSearch search;
 } HnswBuildState;
 
@@ -137,33 +144,56 @@ GNode(HnswGraph *g, int i)
 	return (GraphNode *) (g->area + g->offsets[i]);
 }
 
-static inline int32 *
-GNeighbors(GraphNode *node)
+static inline float *
+GVector(GraphNode *node)
 {
-	return (int32 *) ((char *) node + GRAPH_NODE_HEADER);
+	return (float *) ((char *) node + GRAPH_NODE_HEADER);
 }
 
-static inline float *
-GVector(GraphNode *node, int m)
+/*
+ * Bytes of a node's sq8 code in the arena, 0 for none: the metrics whose
+ * distance follows from a dot product with the code (as in scans).
+ */
+static inline Size
+BuildCodeSize(const HnswShared *hs)
 {
-	return (float *) ((char *) GNeighbors(node) +
-					  MAXALIGN(sizeof(int32) * HNSW_NEIGHBOR_SLOTS(node->level, m)));
+	if (hs->dist.metric != OMEN_METRIC_L2 &&
+		hs->dist.metric != OMEN_METRIC_COSINE &&
+		hs->dist.metric != OMEN_METRIC_IP)
+		return 0;
+	return MAXALIGN(sizeof(HnswSq8Head) + (Size) hs->dim);
+}
+
+static inline HnswSq8Head *
+GCode(GraphNode *node, const HnswShared *hs)
+{
+	return (HnswSq8Head *) ((char *) GVector(node) +
+							MAXALIGN(sizeof(float) * hs->dim));
+}
+
+static inline int32 *
+GNeighbors(GraphNode *node, const HnswShared *hs)
+{
+	return (int32 *) ((char *) GVector(node) +
+					  MAXALIGN(sizeof(float) * hs->dim) + BuildCodeSize(hs));
 }
 
 static inline Size
-GNodeSize(int level, int m, int dim)
+GNodeSize(const HnswShared *hs, int level)
 {
 	return GRAPH_NODE_HEADER +
-		MAXALIGN(sizeof(int32) * HNSW_NEIGHBOR_SLOTS(level, m)) +
-		MAXALIGN(sizeof(float) * dim);
+		MAXALIGN(sizeof(int32) * HNSW_NEIGHBOR_SLOTS(level, hs->m)) +
+		MAXALIGN(sizeof(float) * hs->dim) + BuildCodeSize(hs);
 }
 
 /* Bytes the graph of ntuples vectors is expected to take */
 static Size
-EstimateGraphSize(double ntuples, int m, int dim)
+EstimateGraphSize(double ntuples, const HnswShared *hs)
 {
+	int			m = hs->m;
+
 	/* a node has on average 1/(m-1) upper levels of m slots each */
-	double		pernode = GNodeSize(0, m, dim) +
+	double		pernode = GNodeSize(hs, 0) +
 		sizeof(int32) * (double) m / (m - 1);
 
 	return (Size) (ntuples * (pernode + sizeof(Size)));
@@ -190,9 +220,9 @@ NodeUnlock(HnswGraph *g, GraphNode *node)
  * serial arena first tries to grow up to its limit).
  */
 static int
-AllocNode(HnswGraph *g, int level, int m, int dim)
+AllocNode(HnswGraph *g, const HnswShared *hs, int level)
 {
-	Size		size = GNodeSize(level, m, dim);
+	Size		size = GNodeSize(hs, level);
 	uint64		off;
 	uint32		idx;
 
@@ -273,16 +303,37 @@ MemVisit(void *arg, const uint64 *ids, int n, OmenVisit *out)
 {
 	HnswBuildState *bs = (HnswBuildState *) arg;
 
+	HnswShared *hs = &bs->hs;
+	bool		codes = BuildCodeSize(hs) > 0;
+
 	/* the vectors are scattered over the arena: start loading them all */
-	for (int i = 0; i < n; i++)
-		OmenPrefetch(GVector(GNode(&bs->g, (int) ids[i]), bs->hs.m),
-					 sizeof(float) * bs->hs.dim);
 	for (int i = 0; i < n; i++)
 	{
 		GraphNode  *node = GNode(&bs->g, (int) ids[i]);
 
-		out[i].dist = OmenDistanceCalc(&bs->hs.dist, bs->query,
-									   GVector(node, bs->hs.m));
+		if (codes)
+			OmenPrefetch(GCode(node, hs), sizeof(HnswSq8Head) + hs->dim);
+		else
+			OmenPrefetch(GVector(node), sizeof(float) * hs->dim);
+	}
+	for (int i = 0; i < n; i++)
+	{
+		GraphNode  *node = GNode(&bs->g, (int) ids[i]);
+
+		if (codes)
+		{
+			/* as HnswWalkDistance: x~ = lo + step * c */
+			HnswSq8Head *head = GCode(node, hs);
+			float		dot = head->lo * bs->qsum + head->step *
+				omen_kernels->dot_u8(bs->query, (const uint8 *) (head + 1),
+									 hs->dim);
+
+			out[i].dist = hs->dist.metric == OMEN_METRIC_IP ? -dot :
+				bs->qnorm2 - 2.0f * dot + head->norm2;
+		}
+		else
+			out[i].dist = OmenDistanceCalc(&hs->dist, bs->query,
+										   GVector(node));
 		out[i].isresult = true;
 		out[i].ok = true;
 		out[i].aux = 0;
@@ -302,7 +353,7 @@ MemNeighbors(void *arg, uint64 id, uint32 aux, int layer, uint64 *out, int max)
 	if (layer > node->level)
 		return 0;
 	start = HnswLayerStart(layer, bs->hs.m);
-	nb = GNeighbors(node);
+	nb = GNeighbors(node, &bs->hs);
 	NodeLock(&bs->g, node, LW_SHARED);
 	n = Min(node->counts[layer], max);
 	for (int i = 0; i < n; i++)
@@ -325,11 +376,10 @@ MemPairDist(void *arg, int i, int j)
 {
 	MemPairArg *pa = (MemPairArg *) arg;
 	HnswBuildState *bs = pa->bs;
-	int			m = bs->hs.m;
 
 	return OmenDistanceCalc(&bs->hs.dist,
-							GVector(GNode(&bs->g, (int) pa->cands[i].id), m),
-							GVector(GNode(&bs->g, (int) pa->cands[j].id), m));
+							GVector(GNode(&bs->g, (int) pa->cands[i].id)),
+							GVector(GNode(&bs->g, (int) pa->cands[j].id)));
 }
 
 /*
@@ -344,8 +394,8 @@ MemLinkBack(HnswBuildState *bs, int e, int p, int layer, float dist, bool force)
 	int			m = bs->hs.m;
 	int			cap = HnswLayerCapacity(layer, m);
 	int			start = HnswLayerStart(layer, m);
-	int32	   *nb = GNeighbors(node);
-	float	   *evec = GVector(node, m);
+	int32	   *nb = GNeighbors(node, &bs->hs);
+	float	   *evec = GVector(node);
 	int			n;
 	OmenCand	cands[HNSW_MAX_M * 2 + 1];
 	int			chosen[HNSW_MAX_M * 2 + 1];
@@ -371,7 +421,7 @@ MemLinkBack(HnswBuildState *bs, int e, int p, int layer, float dist, bool force)
 		cands[i].id = x;
 		cands[i].aux = 0;
 		cands[i].dist = OmenDistanceCalc(&bs->hs.dist, evec,
-										 GVector(GNode(&bs->g, x), m));
+										 GVector(GNode(&bs->g, x)));
 	}
 	cands[n].id = p;
 	cands[n].aux = 0;
@@ -421,12 +471,39 @@ MemSearch(HnswBuildState *bs, const float *vec, int level,
 		return -1;
 
 	bs->query = (float *) vec;
+	if (BuildCodeSize(&bs->hs) > 0)
+	{
+		float		sum = 0.0f;
+		float		norm2 = 0.0f;
+
+		for (int i = 0; i < bs->hs.dim; i++)
+		{
+			sum += vec[i];
+			norm2 += vec[i] * vec[i];
+		}
+		bs->qsum = sum;
+		bs->qnorm2 = norm2;
+	}
 	top = Min(level, entry_level);
 	OmenGraphSearchDescend(&bs->search, (uint64) entry, entry_level, top);
 	for (int l = top; l >= 0; l--)
+	{
 		nresults[l] = OmenGraphSearchLayer(&bs->search, l,
 										   bs->hs.ef_construction,
 										   &results[l]);
+		if (BuildCodeSize(&bs->hs) > 0)
+		{
+			/* the walk's distances are the codes': neighbours by vectors */
+			for (int i = 0; i < nresults[l]; i++)
+				OmenPrefetch(GVector(GNode(g, (int) results[l][i].id)),
+							 sizeof(float) * bs->hs.dim);
+			for (int i = 0; i < nresults[l]; i++)
+				results[l][i].dist =
+					OmenDistanceCalc(&bs->hs.dist, vec,
+									 GVector(GNode(g, (int) results[l][i].id)));
+			OmenSortCands(results[l], nresults[l]);
+		}
+	}
 	return top;
 }
 
@@ -440,7 +517,7 @@ MemLink(HnswBuildState *bs, int p, OmenCand **results, int *nresults, int top)
 {
 	HnswShared *hs = &bs->hs;
 	GraphNode  *node = GNode(&bs->g, p);
-	int32	   *nb = GNeighbors(node);
+	int32	   *nb = GNeighbors(node, &bs->hs);
 	int			chosen[HNSW_MAX_LEVEL + 1][HNSW_MAX_M * 2];
 	int			nchosen[HNSW_MAX_LEVEL + 1];
 
@@ -510,7 +587,7 @@ MemInsert(HnswBuildState *bs, const float *vec, ItemPointer heaptid)
 		GraphNode  *dup = GNode(g, (int) results[0][0].id);
 		bool		added = false;
 
-		if (memcmp(GVector(dup, hs->m), vec, sizeof(float) * hs->dim) == 0)
+		if (memcmp(GVector(dup), vec, sizeof(float) * hs->dim) == 0)
 		{
 			NodeLock(g, dup, LW_EXCLUSIVE);
 			if (dup->nheaptids < HNSW_HEAPTIDS)
@@ -525,7 +602,7 @@ MemInsert(HnswBuildState *bs, const float *vec, ItemPointer heaptid)
 	}
 
 	/* a new node, complete before anything links to it */
-	p = AllocNode(g, level, hs->m, hs->dim);
+	p = AllocNode(g, hs, level);
 	if (p < 0)
 		return false;
 	node = GNode(g, p);
@@ -535,7 +612,10 @@ MemInsert(HnswBuildState *bs, const float *vec, ItemPointer heaptid)
 	node->heaptids[0] = *heaptid;
 	node->nheaptids = 1;
 	node->level = level;
-	memcpy(GVector(node, hs->m), vec, sizeof(float) * hs->dim);
+	memcpy(GVector(node), vec, sizeof(float) * hs->dim);
+	if (BuildCodeSize(hs) > 0)
+		HnswSq8Encode(vec, hs->dim, GCode(node, hs),
+					  (uint8 *) (GCode(node, hs) + 1));
 
 	if (top < 0)
 	{
@@ -651,7 +731,7 @@ WriteSketchBasis(HnswBuildState *bs)
 	ns = Min(nnodes, HNSW_SKETCH_SAMPLE);
 	sample = palloc(sizeof(float *) * ns);
 	for (int i = 0; i < ns; i++)
-		sample[i] = GVector(GNode(g, (int) ((int64) i * nnodes / ns)), hs->m);
+		sample[i] = GVector(GNode(g, (int) ((int64) i * nnodes / ns)));
 	nfloats = (Size) bits * hs->dim;
 	basis = palloc(sizeof(float) * nfloats);
 	OmenSketchBasis(sample, ns, hs->dim, bits, basis);
@@ -677,7 +757,7 @@ WriteSketchBasis(HnswBuildState *bs)
 	{
 		if ((i & 1023) == 0)
 			CHECK_FOR_INTERRUPTS();
-		OmenSketchProject(basis, bits, hs->dim, GVector(GNode(g, i), hs->m),
+		OmenSketchProject(basis, bits, hs->dim, GVector(GNode(g, i)),
 						  proj + (Size) i * bits);
 	}
 	pfree(basis);
@@ -769,7 +849,7 @@ WriteGraph(HnswBuildState *bs)
 	for (int i = 0; i < nnodes; i++)
 	{
 		GraphNode  *node = GNode(g, i);
-		int32	   *nb = GNeighbors(node);
+		int32	   *nb = GNeighbors(node, &bs->hs);
 		Size		nsize = HnswNeighborSize(hs, node->level);
 		int			nslots = HNSW_NEIGHBOR_SLOTS(node->level, hs->m);
 		ItemPointerData *tids;
@@ -788,7 +868,7 @@ WriteGraph(HnswBuildState *bs)
 				ItemPointerSetInvalid(&etup->heaptids[j]);
 		}
 		etup->neighbortid = node->ntid;
-		HnswElementSetVector(hs, etup, GVector(node, hs->m));
+		HnswElementSetVector(hs, etup, GVector(node));
 
 		memset(ntup, 0, nsize);
 		ntup->type = HNSW_TUPLE_NEIGHBORS;
@@ -806,7 +886,7 @@ WriteGraph(HnswBuildState *bs)
 		if (bits > 0)
 		{
 			const float *cproj = proj + (Size) i * bits;
-			const float *cvec = GVector(node, hs->m);
+			const float *cvec = GVector(node);
 
 			memcpy(HnswSketchProj(ntup, hs->m), cproj,
 				   sizeof(float) * bits);
@@ -817,7 +897,7 @@ WriteGraph(HnswBuildState *bs)
 				GraphNode  *v = GNode(g, nb[j]);
 
 				HnswSketchFillProj(hs, ntup, j,
-								   sqrtf(omen_kernels->l2sq(cvec, GVector(v, hs->m),
+								   sqrtf(omen_kernels->l2sq(cvec, GVector(v),
 															hs->dim)),
 								   proj + (Size) nb[j] * bits);
 			}
@@ -1109,7 +1189,7 @@ BuildParallel(HnswBuildState *bs, double *heaptuples)
 	table_relation_estimate_size(heap, NULL, &pages, &tuples, &allvisfrac);
 	tuples = Max(tuples, 1);
 	maxnodes = (Size) (tuples * 1.2) + 1000;
-	graphsize = EstimateGraphSize(tuples * 1.2, bs->hs.m, bs->hs.dim) + 1024 * 1024;
+	graphsize = EstimateGraphSize(tuples * 1.2, &bs->hs) + 1024 * 1024;
 	if (graphsize + sizeof(Size) * maxnodes > (Size) maintenance_work_mem * 1024 ||
 		!OmenDsmHasRoom(graphsize + sizeof(Size) * maxnodes))
 		return false;
@@ -1203,8 +1283,7 @@ InitSerialGraph(HnswBuildState *bs)
 
 	table_relation_estimate_size(bs->heap, NULL, &pages, &tuples, &allvisfrac);
 	bs->reltuples = tuples;
-	area = Min(limit / 2, Max(EstimateGraphSize(Max(tuples, 1), bs->hs.m,
-												Max(bs->hs.dim, 1)),
+	area = Min(limit / 2, Max(EstimateGraphSize(Max(tuples, 1), &bs->hs),
 							  (Size) 64 * 1024));
 	maxnodes = (uint32) Min((double) limit / 2 / sizeof(Size),
 							Max(tuples * 1.1, 1024.0));

@@ -316,7 +316,7 @@ HnswElementGetVector(HnswShared *hs, HnswElementTuple etup, float *out)
  * Encode vec as an sq8 code: 256 even steps from its smallest to its
  * largest component, each component rounded to the nearest step.
  */
-static void
+void
 HnswSq8Encode(const float *vec, int dim, HnswSq8Head *head, uint8 *codes)
 {
 	float		lo = vec[0];
