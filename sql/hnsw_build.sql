@@ -83,11 +83,23 @@ CREATE INDEX ON hb USING omen_hnsw (v) WITH (m = 101);
 CREATE INDEX ON hb USING omen_hnsw (v) WITH (ef_construction = 3);
 CREATE INDEX ON hb USING omen_hnsw (v) WITH (m = 40, ef_construction = 64);
 CREATE INDEX ON hb USING omen_hnsw (v) WITH (storage = double);
+CREATE INDEX ON hb USING omen_hnsw (v) WITH (alpha = 0.9);
+CREATE INDEX ON hb USING omen_hnsw (v) WITH (alpha = 2.5);
 CREATE INDEX ON hb USING omen_hnsw (v) WITH (lists = 4);
 CREATE INDEX ON hb USING omen_hnsw (id);
 CREATE INDEX ON hb USING omen_hnsw (v, v);
 SET omen.hnsw_ef_search = 0;
 SET omen.hnsw_ef_search = 1001;
+
+-- alpha: 1.0 (the default) is HNSW's heuristic; 1.2 keeps longer edges
+-- too, so layer 0 has more of them; a change (ALTER INDEX) applies to the
+-- lists that later inserts and VACUUMs choose
+CREATE INDEX hb_a12 ON hb USING omen_hnsw (v) WITH (alpha = 1.2);
+SELECT a.avg_degree_layer0 > b.avg_degree_layer0 + 2 AS longer_edges_kept
+FROM omen_hnsw_info('hb_a12') a, omen_hnsw_info('hb_l2') b;
+ALTER INDEX hb_a12 SET (alpha = 1.5);
+SELECT reloptions FROM pg_class WHERE relname = 'hb_a12';
+DROP INDEX hb_a12;
 
 -- NULLs are not indexed; zero vectors are not indexed under cosine, and
 -- queries still return the indexed rows

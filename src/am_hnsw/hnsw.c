@@ -67,6 +67,10 @@ HnswDefineGucs(void)
 					   hnsw_codes_values, HNSW_CODES_NONE,
 					   "Valid values are \"none\" and \"sq8\".",
 					   AccessExclusiveLock);
+	add_real_reloption(hnsw_relopt_kind, "alpha",
+					   "How long the graph's edges may be: RobustPrune's alpha (1.0 is HNSW's heuristic; larger keeps longer edges, for faster scans and slower inserts)",
+					   HNSW_DEFAULT_ALPHA, HNSW_MIN_ALPHA, HNSW_MAX_ALPHA,
+					   AccessExclusiveLock);
 	add_bool_reloption(hnsw_relopt_kind, "sketch",
 					   "Keep a sketch of every layer-0 edge, so scans can pass over neighbours estimated too far to matter",
 					   false, AccessExclusiveLock);
@@ -99,6 +103,7 @@ hnswoptions(Datum reloptions, bool validate)
 		{"storage", RELOPT_TYPE_ENUM, offsetof(HnswOptions, storage)},
 		{"codes", RELOPT_TYPE_ENUM, offsetof(HnswOptions, codes)},
 		{"sketch", RELOPT_TYPE_BOOL, offsetof(HnswOptions, sketch)},
+		{"alpha", RELOPT_TYPE_REAL, offsetof(HnswOptions, alpha)},
 	};
 
 	return (bytea *) build_reloptions(reloptions, validate, hnsw_relopt_kind,

@@ -56,6 +56,7 @@ typedef struct HnswOptions
 	int			storage;
 	int			codes;
 	bool		sketch;
+	double		alpha;
 } HnswOptions;
 
 /* Page kinds (OmenPageOpaque->kind) */
@@ -212,6 +213,20 @@ HnswLayerCapacity(int layer, int m)
 	return layer == 0 ? 2 * m : m;
 }
 
+/*
+ * Index option alpha: RobustPrune's for every list of the graph (build,
+ * insert, VACUUM's repairs).  With 1.0 (HNSW's heuristic, the default) a
+ * candidate is left out when a neighbour already chosen is nearer to it
+ * than the node is; with 1.2 the list first takes what 1.0 takes, then,
+ * while there is room, candidates that no chosen neighbour is more than 1.2
+ * times nearer to: longer edges, which let a walk cross the data in fewer
+ * steps (ALGORITHMS.md section 1, as in Vamana), for fuller lists that
+ * cost inserts and VACUUM more.  See the README, "Neighbour selection".
+ */
+#define HNSW_DEFAULT_ALPHA	1.0
+#define HNSW_MIN_ALPHA		1.0
+#define HNSW_MAX_ALPHA		2.0
+
 /* Bytes an empty data page offers to tuples and their line pointers */
 #define HNSW_PAGE_CAPACITY \
 	(BLCKSZ - MAXALIGN(SizeOfPageHeaderData) - MAXALIGN(sizeof(OmenPageOpaqueData)))
@@ -233,6 +248,7 @@ typedef struct HnswShared
 	int			ef_construction;
 	int			storage;
 	float		ml;				/* level multiplier, 1 / ln(m) */
+	float		alpha;			/* RobustPrune's, from the options */
 	ItemPointerData entry;		/* entry point when read */
 	int			entry_level;	/* -1: empty */
 	float	   *scratch;		/* dim floats: a decoded half vector */
@@ -281,6 +297,7 @@ typedef struct HnswDiskSearch
 extern HnswOptions *HnswGetOptions(Relation index);
 extern int	HnswGetM(Relation index);
 extern int	HnswGetEfConstruction(Relation index);
+extern float HnswGetAlpha(Relation index);
 extern int	HnswGetStorage(Relation index);
 extern bool HnswGetSketchOption(Relation index);
 extern void HnswReadMeta(Relation index, HnswMetaPageData *meta);

@@ -429,7 +429,7 @@ MemLinkBack(HnswBuildState *bs, int e, int p, int layer, float dist, bool force)
 	OmenSortCands(cands, n + 1);
 	pa.bs = bs;
 	pa.cands = cands;
-	nchosen = OmenRobustPrune(cands, n + 1, 1.0f, cap, MemPairDist, &pa,
+	nchosen = OmenRobustPrune(cands, n + 1, bs->hs.alpha, cap, MemPairDist, &pa,
 							  chosen);
 	for (int i = 0; i < nchosen; i++)
 	{
@@ -534,7 +534,7 @@ MemLink(HnswBuildState *bs, int p, OmenCand **results, int *nresults, int top)
 		nresults[l] = k;
 		pa.bs = bs;
 		pa.cands = results[l];
-		nchosen[l] = OmenRobustPrune(results[l], nresults[l], 1.0f,
+		nchosen[l] = OmenRobustPrune(results[l], nresults[l], hs->alpha,
 									 HnswLayerCapacity(l, hs->m),
 									 MemPairDist, &pa, chosen[l]);
 		for (int i = 0; i < nchosen[l]; i++)
@@ -1046,6 +1046,7 @@ InitBuildShared(HnswShared *hs, Relation index)
 	OmenDistanceInit(&hs->dist, index);
 	hs->m = HnswGetM(index);
 	hs->ef_construction = HnswGetEfConstruction(index);
+	hs->alpha = HnswGetAlpha(index);
 	hs->storage = HnswGetStorage(index);
 	hs->ml = 1.0f / logf((float) hs->m);
 	hs->entry_level = -1;

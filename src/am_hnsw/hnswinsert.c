@@ -401,7 +401,7 @@ ChooseNeighbors(HnswShared *hs, LayerCands *layers, int top)
 		int			cap = HnswLayerCapacity(l, hs->m);
 
 		lc->chosen = palloc(sizeof(int) * Max(cap, 1));
-		lc->nchosen = OmenRobustPrune(lc->cands, lc->n, 1.0f, cap,
+		lc->nchosen = OmenRobustPrune(lc->cands, lc->n, hs->alpha, cap,
 									  OmenVecPairDist, &pa, lc->chosen);
 	}
 }
@@ -727,7 +727,7 @@ HnswAddNeighbor(HnswShared *hs, HnswNode *e, const float *evec, int layer,
 			cands[n].aux = n;
 			n++;
 
-			nchosen = OmenRobustPruneVectors(cands, n, vecs, &hs->dist, 1.0f,
+			nchosen = OmenRobustPruneVectors(cands, n, vecs, &hs->dist, hs->alpha,
 											 cap, chosen);
 			for (int i = 0; i < nchosen; i++)
 			{

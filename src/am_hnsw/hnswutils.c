@@ -45,6 +45,15 @@ HnswGetEfConstruction(Relation index)
 	return opts ? opts->ef_construction : HNSW_DEFAULT_EF_CONSTRUCTION;
 }
 
+/* alpha from the options (it may change at any time: ALTER INDEX) */
+float
+HnswGetAlpha(Relation index)
+{
+	HnswOptions *opts = HnswGetOptions(index);
+
+	return (float) (opts ? opts->alpha : HNSW_DEFAULT_ALPHA);
+}
+
 /* storage from the options, with HNSW_STORAGE_SQ8 for codes = sq8 */
 int
 HnswGetStorage(Relation index)
@@ -199,6 +208,7 @@ HnswInitShared(HnswShared *hs, Relation index)
 	hs->ef_construction = meta.ef_construction;
 	hs->storage = meta.storage;
 	hs->ml = 1.0f / logf((float) hs->m);
+	hs->alpha = HnswGetAlpha(index);
 	hs->entry = meta.entry;
 	hs->entry_level = meta.entry_level;
 	if (hs->dim > 0)

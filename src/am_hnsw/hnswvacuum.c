@@ -279,7 +279,7 @@ PruneCands(VacuumState *vs, const float *evec, ItemPointerData *cand,
 		n++;
 	}
 	OmenVisitedFree(&seen);
-	nchosen = OmenRobustPruneVectors(cands, n, vecs, &hs->dist, 1.0f, cap,
+	nchosen = OmenRobustPruneVectors(cands, n, vecs, &hs->dist, hs->alpha, cap,
 									 chosen);
 	for (int i = 0; i < nchosen; i++)
 	{
