@@ -317,17 +317,23 @@ SeedNextLayer(OmenGraphSearch *s, int ef, OmenCand *r, int n)
 }
 
 /*
- * Walk greedily (ef = 1) from entry down the layers fromlayer .. tolayer+1
- * of a hierarchical graph, leaving the search seeded at tolayer with the
- * best node found.  Returns false if even the entry could not be visited.
- * A layer that only met nodes which are not results (deleted) keeps
- * walking from the nearest of them.
+ * Walk from entry down the layers fromlayer .. tolayer+1 of a hierarchical
+ * graph keeping the width nearest nodes at each (width 1: greedily, as
+ * HNSW describes it), leaving the search seeded at tolayer with them.
+ * Returns false if even the entry could not be visited.  A layer that only
+ * met nodes which are not results (deleted) keeps walking from the nearest
+ * of them.
+ *
+ * On data in far-apart clusters a greedy walk can settle in the wrong
+ * cluster at an upper layer, and the search of the bottom layer then stays
+ * there; a few nodes a layer are enough to keep the right cluster in view.
  */
 bool
 OmenGraphSearchDescend(OmenGraphSearch *s, uint64 entry, int fromlayer,
-					   int tolayer)
+					   int tolayer, int width)
 {
-	OmenGraphSearchReset(s, 1);
+	width = Max(width, 1);
+	OmenGraphSearchReset(s, width);
 	if (!OmenGraphSearchAddEntry(s, entry))
 		return false;
 	for (int layer = fromlayer; layer > tolayer; layer--)
@@ -337,7 +343,7 @@ OmenGraphSearchDescend(OmenGraphSearch *s, uint64 entry, int fromlayer,
 
 		OmenGraphSearchRun(s, layer);
 		n = OmenGraphSearchTakeResults(s, &r);
-		(void) SeedNextLayer(s, 1, r, Min(n, 1));
+		(void) SeedNextLayer(s, width, r, Min(n, width));
 		if (r)
 			pfree(r);
 	}

@@ -312,7 +312,7 @@ extern void OmenGraphSearchRun(OmenGraphSearch *s, int layer);
 extern int	OmenGraphSearchTakeResults(OmenGraphSearch *s, OmenCand **out);
 extern bool OmenGraphSearchNextBatch(OmenGraphSearch *s, int layer);
 extern bool OmenGraphSearchDescend(OmenGraphSearch *s, uint64 entry,
-								   int fromlayer, int tolayer);
+								   int fromlayer, int tolayer, int width);
 extern int	OmenGraphSearchLayer(OmenGraphSearch *s, int layer, int ef,
 								 OmenCand **out);
 

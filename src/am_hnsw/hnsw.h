@@ -224,6 +224,14 @@ HnswLayerCapacity(int layer, int m)
  * cost inserts and VACUUM more.  See the README, "Neighbour selection".
  */
 #define HNSW_DEFAULT_ALPHA	1.0
+
+/*
+ * Nodes kept a layer on the way down the upper layers (1 would be HNSW's
+ * greedy walk): by inserts, the build and VACUUM's repairs, and by scans.
+ * See the README, "Scans".
+ */
+#define HNSW_INSERT_DESCEND	4
+#define HNSW_SCAN_DESCEND	2
 #define HNSW_MIN_ALPHA		1.0
 #define HNSW_MAX_ALPHA		2.0
 
@@ -330,7 +338,8 @@ extern void HnswDiskSearchInit(HnswDiskSearch *ds, HnswShared *hs,
 extern void HnswDiskSearchFree(HnswDiskSearch *ds);
 extern void HnswDiskSearchUseSketches(HnswDiskSearch *ds, float margin);
 extern uint32 HnswDiskSearchAddNode(HnswDiskSearch *ds, HnswNode *node);
-extern bool HnswDiskDescend(HnswDiskSearch *ds, int tolayer, int ef);
+extern bool HnswDiskDescend(HnswDiskSearch *ds, int tolayer, int ef,
+							int width);
 extern bool HnswReadElementVector(HnswShared *hs, ItemPointer tid, float *out,
 								  int *level);
 extern int	HnswReadNeighborLayer(HnswShared *hs, const HnswNode *node, int layer,

@@ -485,7 +485,8 @@ MemSearch(HnswBuildState *bs, const float *vec, int level,
 		bs->qnorm2 = norm2;
 	}
 	top = Min(level, entry_level);
-	OmenGraphSearchDescend(&bs->search, (uint64) entry, entry_level, top);
+	OmenGraphSearchDescend(&bs->search, (uint64) entry, entry_level, top,
+						   HNSW_INSERT_DESCEND);
 	for (int l = top; l >= 0; l--)
 	{
 		nresults[l] = OmenGraphSearchLayer(&bs->search, l,

@@ -344,7 +344,7 @@ FindCandidates(HnswShared *hs, const float *vec, int level, LayerCands *layers,
 	int			top = Min(level, hs->entry_level);
 
 	HnswDiskSearchInit(&ds, hs, vec, hs->ef_construction, false);
-	if (!HnswDiskDescend(&ds, top, hs->ef_construction))
+	if (!HnswDiskDescend(&ds, top, hs->ef_construction, HNSW_INSERT_DESCEND))
 	{
 		HnswDiskSearchFree(&ds);
 		return false;

@@ -201,7 +201,9 @@ StartScan(IndexScanDesc scan)
 	 * walk still cannot start, the search stays empty and the sweep returns
 	 * every live element, in exact order.
 	 */
-	for (int attempt = 0; !HnswDiskDescend(&so->ds, 0, hnsw_ef_search); attempt++)
+	for (int attempt = 0;
+		 !HnswDiskDescend(&so->ds, 0, hnsw_ef_search, HNSW_SCAN_DESCEND);
+		 attempt++)
 	{
 		if (attempt == 3)
 			return;

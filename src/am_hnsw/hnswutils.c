@@ -862,18 +862,19 @@ HnswDiskSearchFree(HnswDiskSearch *ds)
 }
 
 /*
- * Walk from the entry point down to layer `tolayer` + 1 greedily, then
- * leave the search ready to run at tolayer with the best node found as its
- * entry.  Returns false if the index has no entry point.
+ * Walk from the entry point down to layer `tolayer` + 1 keeping the width
+ * nearest nodes a layer (HNSW_SCAN_DESCEND or HNSW_INSERT_DESCEND), then
+ * leave the search ready to run at tolayer with them as its entries.
+ * Returns false if the index has no entry point.
  */
 bool
-HnswDiskDescend(HnswDiskSearch *ds, int tolayer, int ef)
+HnswDiskDescend(HnswDiskSearch *ds, int tolayer, int ef, int width)
 {
 	HnswShared *hs = ds->hs;
 
 	if (hs->entry_level < 0 ||
 		!OmenGraphSearchDescend(&ds->search, OmenTidToId(&hs->entry),
-								hs->entry_level, tolayer))
+								hs->entry_level, tolayer, width))
 		return false;
 	ds->search.ef = Max(ef, 1);
 	return true;

@@ -228,7 +228,7 @@ SearchLayerCands(VacuumState *vs, ItemPointer etid, const float *evec,
 	int			nfound;
 
 	HnswDiskSearchInit(&ds, hs, evec, cap, false);
-	if (HnswDiskDescend(&ds, layer, cap))
+	if (HnswDiskDescend(&ds, layer, cap, HNSW_INSERT_DESCEND))
 	{
 		OmenGraphSearchRun(&ds.search, layer);
 		nfound = OmenGraphSearchTakeResults(&ds.search, &found);
