@@ -140,6 +140,23 @@ typedef struct HnswSq8Head
 	float		norm2;
 } HnswSq8Head;
 
+/*
+ * The distance from q to the vector a code stands for, x~ = lo + step * c,
+ * for L2, cosine (L2 between unit vectors) and inner product: q.x~ =
+ * lo * sum(q) + step * q.c, and |q - x~|^2 = |q|^2 - 2 q.x~ + |x~|^2.
+ * qsum and qnorm2 are sum(q) and |q|^2.  Scans and the build walk by it.
+ */
+static inline float
+HnswSq8Distance(OmenMetric metric, const HnswSq8Head *head,
+				const uint8 *codes, int dim, const float *q, float qsum,
+				float qnorm2)
+{
+	float		dot = head->lo * qsum +
+		head->step * omen_kernels->dot_u8(q, codes, dim);
+
+	return metric == OMEN_METRIC_IP ? -dot : qnorm2 - 2.0f * dot + head->norm2;
+}
+
 #define HNSW_CODE_SIZE(dim, storage) \
 	(HnswStorageSq8(storage) ? \
 	 sizeof(HnswSq8Head) + TYPEALIGN(4, (Size) (dim)) : 0)

@@ -302,7 +302,6 @@ static void
 MemVisit(void *arg, const uint64 *ids, int n, OmenVisit *out)
 {
 	HnswBuildState *bs = (HnswBuildState *) arg;
-
 	HnswShared *hs = &bs->hs;
 	bool		codes = BuildCodeSize(hs) > 0;
 
@@ -321,16 +320,10 @@ MemVisit(void *arg, const uint64 *ids, int n, OmenVisit *out)
 		GraphNode  *node = GNode(&bs->g, (int) ids[i]);
 
 		if (codes)
-		{
-			/* as HnswWalkDistance: x~ = lo + step * c */
-			HnswSq8Head *head = GCode(node, hs);
-			float		dot = head->lo * bs->qsum + head->step *
-				omen_kernels->dot_u8(bs->query, (const uint8 *) (head + 1),
-									 hs->dim);
-
-			out[i].dist = hs->dist.metric == OMEN_METRIC_IP ? -dot :
-				bs->qnorm2 - 2.0f * dot + head->norm2;
-		}
+			out[i].dist = HnswSq8Distance(hs->dist.metric, GCode(node, hs),
+										  (const uint8 *) (GCode(node, hs) + 1),
+										  hs->dim, bs->query, bs->qsum,
+										  bs->qnorm2);
 		else
 			out[i].dist = OmenDistanceCalc(&hs->dist, bs->query,
 										   GVector(node));

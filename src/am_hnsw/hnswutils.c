@@ -386,9 +386,8 @@ HnswElementDistance(HnswShared *hs, HnswElementTuple etup, const float *q)
 
 /*
  * The distance a page search walks by: from the sq8 code when the index
- * has codes, else the exact distance.  With x~ = lo + step * c:
- * q.x~ = lo * sum(q) + step * q.c, and |q - x~|^2 = |q|^2 - 2 q.x~ + |x~|^2
- * (cosine is L2 between unit vectors).  Other metrics decode x~.
+ * has codes (HnswSq8Distance; other metrics decode x~), else the exact
+ * distance.
  */
 static float
 HnswWalkDistance(HnswDiskSearch *ds, HnswElementTuple etup)
@@ -396,7 +395,6 @@ HnswWalkDistance(HnswDiskSearch *ds, HnswElementTuple etup)
 	HnswShared *hs = ds->hs;
 	const HnswSq8Head *head;
 	const uint8 *codes;
-	float		dot;
 
 	if (!HnswStorageSq8(hs->storage))
 		return HnswElementDistance(hs, etup, ds->query);
@@ -411,11 +409,8 @@ HnswWalkDistance(HnswDiskSearch *ds, HnswElementTuple etup)
 			hs->scratch[i] = head->lo + head->step * codes[i];
 		return OmenDistanceCalc(&hs->dist, ds->query, hs->scratch);
 	}
-	dot = head->lo * ds->qsum +
-		head->step * omen_kernels->dot_u8(ds->query, codes, hs->dim);
-	if (hs->dist.metric == OMEN_METRIC_IP)
-		return -dot;
-	return ds->qnorm2 - 2.0f * dot + head->norm2;
+	return HnswSq8Distance(hs->dist.metric, head, codes, hs->dim, ds->query,
+						   ds->qsum, ds->qnorm2);
 }
 
 /*
