@@ -21,13 +21,19 @@ from the nearest of 500 random nodes.
 import os
 CACHE = os.environ.get('SKETCH_SIM_CACHE', os.path.expanduser('~/.cache/omen-sketch-sim'))
 os.makedirs(CACHE, exist_ok=True)
+
+
+def load(p, n=None):
+    """The images of an idx3 file (gzip) as float32 rows, the first n"""
+    import gzip, numpy as np
+    with gzip.open(p) as f:
+        d = f.read()
+    a = np.frombuffer(d, dtype=np.uint8, offset=16).reshape(-1, 784).astype(np.float32)
+    return a if n is None else a[:n]
+
+
 def prepare_knn():
     import numpy as np, gzip, time
-    def load(p, n=None):
-        with gzip.open(p) as f:
-            d = f.read()
-        a = np.frombuffer(d, dtype=np.uint8, offset=16).reshape(-1, 784).astype(np.float32)
-        return a if n is None else a[:n]
     X = load('/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz')
     Q = load('/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz', 1000)
     n = len(X); K = 64
@@ -49,10 +55,6 @@ def prepare_knn():
 
 def prepare_graph():
     import numpy as np, gzip, time
-    def load(p, n=None):
-        with gzip.open(p) as f: d = f.read()
-        a = np.frombuffer(d, dtype=np.uint8, offset=16).reshape(-1, 784).astype(np.float32)
-        return a if n is None else a[:n]
     X = load('/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz')
     b = np.load(os.path.join(CACHE, 'base.npz')); knn, kd = b['knn'], b['kd']
     n = len(X); M = 32
@@ -90,10 +92,6 @@ def prepare_graph():
 
 def simulate():
     import numpy as np, gzip, heapq, sys
-    def load(p, n=None):
-        with gzip.open(p) as f: d = f.read()
-        a = np.frombuffer(d, dtype=np.uint8, offset=16).reshape(-1, 784).astype(np.float32)
-        return a if n is None else a[:n]
     X = load('/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz')
     Q = load('/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz', 1000)
     A = np.load(os.path.join(CACHE, 'adj.npy')); gt = np.load(os.path.join(CACHE, 'base.npz'))['gt']

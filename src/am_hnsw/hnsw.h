@@ -140,6 +140,22 @@ typedef struct HnswSq8Head
 	float		norm2;
 } HnswSq8Head;
 
+/* sum(q) and |q|^2 of a query, for HnswSq8Distance */
+static inline void
+HnswSq8QueryParts(const float *q, int dim, float *qsum, float *qnorm2)
+{
+	double		sum = 0.0;
+	double		norm2 = 0.0;
+
+	for (int i = 0; i < dim; i++)
+	{
+		sum += q[i];
+		norm2 += (double) q[i] * q[i];
+	}
+	*qsum = (float) sum;
+	*qnorm2 = (float) norm2;
+}
+
 /*
  * The distance from q to the vector a code stands for, x~ = lo + step * c,
  * for L2, cosine (L2 between unit vectors) and inner product: q.x~ =

@@ -465,18 +465,7 @@ MemSearch(HnswBuildState *bs, const float *vec, int level,
 
 	bs->query = (float *) vec;
 	if (BuildCodeSize(&bs->hs) > 0)
-	{
-		float		sum = 0.0f;
-		float		norm2 = 0.0f;
-
-		for (int i = 0; i < bs->hs.dim; i++)
-		{
-			sum += vec[i];
-			norm2 += vec[i] * vec[i];
-		}
-		bs->qsum = sum;
-		bs->qnorm2 = norm2;
-	}
+		HnswSq8QueryParts(vec, bs->hs.dim, &bs->qsum, &bs->qnorm2);
 	top = Min(level, entry_level);
 	OmenGraphSearchDescend(&bs->search, (uint64) entry, entry_level, top,
 						   HNSW_INSERT_DESCEND);

@@ -799,18 +799,7 @@ HnswDiskSearchInit(HnswDiskSearch *ds, HnswShared *hs, const float *q,
 	ds->qsum = 0.0f;
 	ds->qnorm2 = 0.0f;
 	if (HnswStorageSq8(hs->storage))
-	{
-		double		sum = 0.0,
-					norm2 = 0.0;
-
-		for (int i = 0; i < hs->dim; i++)
-		{
-			sum += q[i];
-			norm2 += (double) q[i] * q[i];
-		}
-		ds->qsum = (float) sum;
-		ds->qnorm2 = (float) norm2;
-	}
+		HnswSq8QueryParts(q, hs->dim, &ds->qsum, &ds->qnorm2);
 	ds->qproj = NULL;
 	ds->lastvalid = false;
 	ds->maxnodes = 256;
