@@ -200,7 +200,8 @@ SELECT id, round((v <+> '[0.9,1,1.2]')::numeric, 4) AS d FROM hq ORDER BY v <+> 
 RESET enable_seqscan;
 -- sketch = on: every layer-0 edge carries a sketch (3 sign bits here, one
 -- per dimension), an insert sketches the edges it adds, and a scan still
--- returns the nearest rows in exact order; sketch takes a boolean
+-- returns the nearest rows in exact order; sketch takes auto (the
+-- default) or a boolean
 CREATE INDEX ON hq USING omen_hnsw (v) WITH (sketch = maybe);
 SELECT sketch_bits, unsketched_edges FROM omen_hnsw_info('hq_l2');
 ALTER INDEX hq_l2 SET (sketch = on);
@@ -210,6 +211,49 @@ SELECT live_nodes, heap_tids, sketch_bits, unsketched_edges FROM omen_hnsw_info(
 SET enable_seqscan = off;
 SELECT round((v <-> '[0.9,1,1.2]')::numeric, 4) AS d FROM hq ORDER BY v <-> '[0.9,1,1.2]' LIMIT 6;
 RESET enable_seqscan;
+-- sketch = auto keeps sketches where they take no room: 768 float
+-- dimensions (two elements a page either way, 3,320 or 3,832 bytes with
+-- their lists and line pointers, leaving room for nodes of higher levels),
+-- not half vectors (four a page, three with sketches), nor 32 dimensions
+-- (hb_l2: 21 a page, 9 with sketches); on and off choose; L1 has none.
+-- The sketched index has the basis pages besides (64 x 768 floats: 25
+-- pages), and no more data pages.
+SELECT setseed(0.25);
+CREATE TABLE hw (id int, v vector(768));
+INSERT INTO hw SELECT i, (SELECT array_agg(random()::real) FROM generate_series(1, 768) d WHERE i > 0)::vector
+FROM generate_series(1, 300) i;
+CREATE INDEX hw_auto ON hw USING omen_hnsw (v);
+CREATE INDEX hw_half ON hw USING omen_hnsw (v) WITH (storage = half);
+CREATE INDEX hw_half_on ON hw USING omen_hnsw (v) WITH (storage = half, sketch);
+CREATE INDEX hw_off ON hw USING omen_hnsw (v) WITH (sketch = false);
+CREATE INDEX hw_l1 ON hw USING omen_hnsw (v vector_l1_ops);
+SELECT i.relname, x.storage, x.sketch_bits, x.unsketched_edges, x.pages
+FROM pg_class i, omen_hnsw_info(i.oid) x
+WHERE i.relname LIKE 'hw\_%' ORDER BY i.relname;
+SELECT sketch_bits FROM omen_hnsw_info('hb_l2');
+-- a scan with auto's sketches finds each row as its own nearest
+DROP INDEX hw_half, hw_half_on, hw_off, hw_l1;
+SET enable_seqscan = off;
+SET omen.hnsw_ef_search = 20;
+SELECT count(*) FILTER (WHERE n = q.id) AS self_first_auto FROM hw q,
+  LATERAL (SELECT id AS n FROM hw ORDER BY v <-> q.v LIMIT 1) s;
+RESET omen.hnsw_ef_search;
+RESET enable_seqscan;
+DROP TABLE hw;
+-- a node keeps its projection as 16-bit floats: beyond their range (a
+-- vector longer than 65,504) its edges get no sketches, and scans still
+-- find the nearest rows in order
+CREATE TABLE hbig (id int, v vector(3));
+INSERT INTO hbig SELECT i, ARRAY[100000 + i, 200000 - i, (i % 7) * 1000]::real[]::vector
+FROM generate_series(1, 50) i;
+CREATE INDEX hbig_idx ON hbig USING omen_hnsw (v) WITH (sketch = on);
+SELECT sketch_bits, unsketched_edges > 0 AS some_unsketched,
+       unsketched_edges = (SELECT round(avg_degree_layer0 * live_nodes) FROM omen_hnsw_info('hbig_idx')) AS all_unsketched
+FROM omen_hnsw_info('hbig_idx');
+SET enable_seqscan = off;
+SELECT id FROM hbig ORDER BY v <-> '[100011, 199990, 3000]' LIMIT 3;
+RESET enable_seqscan;
+DROP TABLE hbig;
 -- a code costs a byte a dimension: 2,000 dimensions fit as float without
 -- codes, not with them; half with codes holds them
 CREATE TABLE hl8 (v vector(2000));

@@ -44,6 +44,20 @@ static relopt_enum_elt_def hnsw_codes_values[] = {
 	{NULL}
 };
 
+/* sketch takes auto, or a boolean's spellings */
+static relopt_enum_elt_def hnsw_sketch_values[] = {
+	{"auto", HNSW_SKETCH_AUTO},
+	{"on", HNSW_SKETCH_ON},
+	{"off", HNSW_SKETCH_OFF},
+	{"true", HNSW_SKETCH_ON},
+	{"false", HNSW_SKETCH_OFF},
+	{"yes", HNSW_SKETCH_ON},
+	{"no", HNSW_SKETCH_OFF},
+	{"1", HNSW_SKETCH_ON},
+	{"0", HNSW_SKETCH_OFF},
+	{NULL}
+};
+
 /* Register the index options and settings (from _PG_init) */
 void
 HnswDefineGucs(void)
@@ -71,9 +85,11 @@ HnswDefineGucs(void)
 					   "How long the graph's edges may be: RobustPrune's alpha (1.0 is HNSW's heuristic; larger keeps longer edges, for faster scans and slower inserts)",
 					   HNSW_DEFAULT_ALPHA, HNSW_MIN_ALPHA, HNSW_MAX_ALPHA,
 					   AccessExclusiveLock);
-	add_bool_reloption(hnsw_relopt_kind, "sketch",
-					   "Keep a sketch of every layer-0 edge, so scans can pass over neighbours estimated too far to matter",
-					   false, AccessExclusiveLock);
+	add_enum_reloption(hnsw_relopt_kind, "sketch",
+					   "Keep a sketch of every layer-0 edge, so scans can pass over neighbours estimated too far to matter: on, off, or auto (where they take no room on the pages)",
+					   hnsw_sketch_values, HNSW_SKETCH_AUTO,
+					   "Valid values are \"auto\", \"on\" and \"off\".",
+					   AccessExclusiveLock);
 
 	DefineCustomIntVariable("omen.hnsw_ef_search",
 							"Size of the candidate list an omen_hnsw scan keeps.",
@@ -102,7 +118,7 @@ hnswoptions(Datum reloptions, bool validate)
 		{"ef_construction", RELOPT_TYPE_INT, offsetof(HnswOptions, ef_construction)},
 		{"storage", RELOPT_TYPE_ENUM, offsetof(HnswOptions, storage)},
 		{"codes", RELOPT_TYPE_ENUM, offsetof(HnswOptions, codes)},
-		{"sketch", RELOPT_TYPE_BOOL, offsetof(HnswOptions, sketch)},
+		{"sketch", RELOPT_TYPE_ENUM, offsetof(HnswOptions, sketch)},
 		{"alpha", RELOPT_TYPE_REAL, offsetof(HnswOptions, alpha)},
 	};
 

@@ -12,6 +12,7 @@
 #include "access/amapi.h"
 #include "access/generic_xlog.h"
 #include "access/reloptions.h"
+#include "common/pg_prng.h"
 #include "nodes/execnodes.h"
 #include "omen_index.h"
 #include "utils/relcache.h"
@@ -55,9 +56,14 @@ typedef struct HnswOptions
 	int			ef_construction;
 	int			storage;
 	int			codes;
-	bool		sketch;
+	int			sketch;			/* HNSW_SKETCH_* */
 	double		alpha;
 } HnswOptions;
+
+/* The sketch option */
+#define HNSW_SKETCH_OFF				0
+#define HNSW_SKETCH_ON				1
+#define HNSW_SKETCH_AUTO			2	/* the default: where they take no room */
 
 /* Page kinds (OmenPageOpaque->kind) */
 #define HNSW_PAGE_META				1
@@ -73,7 +79,7 @@ typedef struct HnswOptions
 
 #define HNSW_METAPAGE_BLKNO			0
 #define HNSW_MAGIC					0x484E5357	/* "HNSW" */
-#define HNSW_VERSION				2
+#define HNSW_VERSION				3
 
 /*
  * The meta page: parameters fixed at build time and the entry point.  The
@@ -209,14 +215,17 @@ typedef HnswNeighborTupleData *HnswNeighborTuple;
 /*
  * With edge sketches (sketch_bits > 0), layer 0's sketches come first, at
  * byte 8: uint64 signs[2m], float norms[2m] (|v - c|, NaN when unknown),
- * then the element's own projection, float proj[sketch_bits]; the tids
- * follow them.  The tids end the tuple either way, so they lie next to the
- * element tuple placed after it on the page (at the lower address: the
- * element's first bytes, which a visit reads, share cache lines with them).
+ * then the element's own projection as IEEE halves, uint16
+ * proj[sketch_bits] (only the signs of differences with it are ever taken;
+ * a projection beyond the half range is stored as NaN, and the element's
+ * edges then have no sketch); the tids follow them.  The tids end the
+ * tuple either way, so they lie next to the element tuple placed after it
+ * on the page (at the lower address: the element's first bytes, which a
+ * visit reads, share cache lines with them).
  */
 #define HNSW_SKETCH_OFFSET			8
 #define HNSW_SKETCH_SIZE(m, bits) \
-	((sizeof(uint64) + sizeof(float)) * 2 * (m) + sizeof(float) * (bits))
+	((sizeof(uint64) + sizeof(float)) * 2 * (m) + sizeof(uint16) * (bits))
 #define HNSW_TIDS_OFFSET(m, bits) \
 	((bits) > 0 ? HNSW_SKETCH_OFFSET + HNSW_SKETCH_SIZE(m, bits) : \
 	 offsetof(HnswNeighborTupleData, tids))
@@ -231,7 +240,7 @@ typedef HnswNeighborTupleData *HnswNeighborTuple;
 #define HnswSketchNorms(ntup, m) \
 	((float *) (HnswSketchSigns(ntup, m) + 2 * (m)))
 #define HnswSketchProj(ntup, m) \
-	(HnswSketchNorms(ntup, m) + 2 * (m))
+	((uint16 *) (HnswSketchNorms(ntup, m) + 2 * (m)))
 
 
 static inline int
@@ -340,7 +349,8 @@ extern int	HnswGetM(Relation index);
 extern int	HnswGetEfConstruction(Relation index);
 extern float HnswGetAlpha(Relation index);
 extern int	HnswGetStorage(Relation index);
-extern bool HnswGetSketchOption(Relation index);
+extern int	HnswGetSketchOption(Relation index);
+extern bool HnswSketchWanted(int mode, int dim, int storage, int m, int bits);
 extern void HnswReadMeta(Relation index, HnswMetaPageData *meta);
 extern void HnswInitShared(HnswShared *hs, Relation index);
 extern void HnswRefreshEntry(HnswShared *hs);
@@ -353,8 +363,10 @@ extern void HnswSketchFill(HnswShared *hs, HnswNeighborTuple ntup, int slot,
 extern void HnswSketchFillProj(HnswShared *hs, HnswNeighborTuple ntup,
 							   int slot, float norm, const float *vproj);
 extern void HnswSketchClear(HnswShared *hs, HnswNeighborTuple ntup, int slot);
+extern void HnswSketchSetProj(HnswShared *hs, HnswNeighborTuple ntup,
+							  const float *proj);
 extern int	HnswChooseSketchBits(int dim, int metric);
-extern int	HnswRandomLevel(float ml, int maxlevel);
+extern int	HnswRandomLevel(pg_prng_state *rng, float ml, int maxlevel);
 extern void HnswCheckDim(Relation index, int dim, int storage);
 extern void HnswElementGetVector(HnswShared *hs, HnswElementTuple etup,
 								 float *out);

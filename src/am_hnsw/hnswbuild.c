@@ -124,6 +124,7 @@ typedef struct HnswBuildState
 	IndexInfo  *indexInfo;
 	HnswShared	hs;
 	int			maxlevel;
+	pg_prng_state levelrng;		/* draws the levels of the nodes it adds */
 	HnswGraph	g;
 
 	MemoryContext tmpCtx;		/* per-tuple work */
@@ -556,7 +557,7 @@ MemInsert(HnswBuildState *bs, const float *vec, ItemPointer heaptid)
 {
 	HnswShared *hs = &bs->hs;
 	HnswGraph  *g = &bs->g;
-	int			level = HnswRandomLevel(hs->ml, bs->maxlevel);
+	int			level = HnswRandomLevel(&bs->levelrng, hs->ml, bs->maxlevel);
 	int			p;
 	GraphNode  *node;
 	int			top;
@@ -706,9 +707,10 @@ WriteSketchBasis(HnswBuildState *bs)
 	Size		perpage = HNSW_PAGE_CAPACITY / sizeof(float);
 	Page		page;
 
-	if (nnodes > 0 && hs->dim > 0 && HnswGetSketchOption(bs->index))
+	if (nnodes > 0 && hs->dim > 0)
 		bits = HnswChooseSketchBits(hs->dim, hs->dist.metric);
-	if (bits == 0)
+	if (!HnswSketchWanted(HnswGetSketchOption(bs->index), hs->dim,
+						  hs->storage, hs->m, bits))
 		return NULL;
 
 	ns = Min(nnodes, HNSW_SKETCH_SAMPLE);
@@ -871,8 +873,7 @@ WriteGraph(HnswBuildState *bs)
 			const float *cproj = proj + (Size) i * bits;
 			const float *cvec = GVector(node);
 
-			memcpy(HnswSketchProj(ntup, hs->m), cproj,
-				   sizeof(float) * bits);
+			HnswSketchSetProj(hs, ntup, cproj);
 			for (int j = 0; j < 2 * hs->m; j++)
 				HnswSketchClear(hs, ntup, j);
 			for (int j = 0; j < node->counts[0]; j++)
@@ -1057,6 +1058,14 @@ InitBuildState(HnswBuildState *bs, Relation heap, Relation index,
 	bs->indexInfo = indexInfo;
 	InitBuildShared(&bs->hs, index);
 	bs->maxlevel = HnswMaxLevel(bs->hs.m);
+
+	/*
+	 * The same seed for every build (and one per parallel participant), so
+	 * a serial build of the same rows gives the same graph, as the tests
+	 * expect; inserts later draw from the backend's own generator.
+	 */
+	pg_prng_seed(&bs->levelrng,
+				 UINT64CONST(0x6F6D656E686E7377) + (uint64) (ParallelWorkerNumber + 1));
 	bs->tmpCtx = AllocSetContextCreate(CurrentMemoryContext,
 									   "omen_hnsw build tuple",
 									   ALLOCSET_DEFAULT_SIZES);

@@ -149,6 +149,22 @@ PlaceTuples(HnswShared *hs, HnswElementTuple etup, Size esize,
 			else
 				OmenCheckPage(index, buf, page, HNSW_PAGE_DATA);
 		}
+		if (!BufferIsValid(buf) && together &&
+			GetPageWithFreeSpace(index, MAXALIGN(esize) + sizeof(ItemIdData)) !=
+			InvalidBlockNumber)
+		{
+			/*
+			 * No page has room for both, but VACUUM left room for the element
+			 * alone: place the two apart rather than extend the index.  Pages
+			 * of large elements with edge sketches keep little to spare, and
+			 * a node of a higher level than the one whose space was freed
+			 * needs more than that space (on 784 float dimensions, 4,216
+			 * bytes at level 2 in a hole of 4,136).
+			 */
+			together = false;
+			pass = -1;
+			continue;
+		}
 		if (!BufferIsValid(buf))
 		{
 			buf = OmenNewBuffer(index, MAIN_FORKNUM);
@@ -256,8 +272,7 @@ WriteNewElement(HnswShared *hs, const float *vec, const float *proj,
 	}
 	if (hs->sketch_bits > 0)
 	{
-		memcpy(HnswSketchProj(ntup, hs->m), proj,
-			   sizeof(float) * hs->sketch_bits);
+		HnswSketchSetProj(hs, ntup, proj);
 		for (int i = 0; i < 2 * hs->m; i++)
 		{
 			const float *v = NULL;
@@ -787,7 +802,8 @@ WriteOwnNeighbors(HnswShared *hs, ItemPointer etid, const float *vec,
 void
 HnswInsertVector(HnswShared *hs, const float *vec, ItemPointer heaptid)
 {
-	int			level = HnswRandomLevel(hs->ml, HnswMaxLevel(hs->m));
+	int			level = HnswRandomLevel(&pg_global_prng_state, hs->ml,
+									HnswMaxLevel(hs->m));
 	LayerCands	layers[HNSW_MAX_LEVEL + 1];
 	ItemPointerData newtid;
 	int			top;

@@ -67,12 +67,50 @@ HnswGetStorage(Relation index)
 }
 
 /* The sketch option (off unless turned on) */
-bool
+int
 HnswGetSketchOption(Relation index)
 {
 	HnswOptions *opts = HnswGetOptions(index);
 
-	return opts ? opts->sketch : false;
+	return opts ? opts->sketch : HNSW_SKETCH_AUTO;
+}
+
+/*
+ * Whether an index built with sketch option mode gets edge sketches of
+ * bits bits (0: its operator class has none).  With auto, where they take
+ * no room that the pages would not leave empty anyway: a layer-0 element
+ * and its neighbour tuple fit as many times on a page with the sketches
+ * as without (two at m = 16 with float vectors of 700 to 1,000
+ * dimensions, one up to 2,029), and what the page has left lets an insert
+ * of level 2 take the place VACUUM freed of a level-0 element (its list is
+ * 2m slots longer), or they are too large to share a page at all.
+ * Elsewhere they would make the index larger (by half with float vectors
+ * of 512 dimensions, or half vectors of 768 with sq8 codes) and are left
+ * to sketch = on.
+ */
+bool
+HnswSketchWanted(int mode, int dim, int storage, int m, int bits)
+{
+	Size		element;
+	Size		plain;
+	Size		sketched;
+	Size		perpage;
+
+	if (bits == 0 || mode == HNSW_SKETCH_OFF)
+		return false;
+	if (mode == HNSW_SKETCH_ON)
+		return true;
+	element = MAXALIGN(HNSW_ELEMENT_SIZE(dim, storage)) +
+		2 * sizeof(ItemIdData);
+	plain = element + MAXALIGN(HNSW_NEIGHBOR_SIZE(0, m, 0));
+	sketched = element + MAXALIGN(HNSW_NEIGHBOR_SIZE(0, m, bits));
+	if (plain > HNSW_PAGE_CAPACITY)
+		return true;
+	perpage = HNSW_PAGE_CAPACITY / sketched;
+	return perpage == HNSW_PAGE_CAPACITY / plain &&
+		HNSW_PAGE_CAPACITY - perpage * sketched >=
+		MAXALIGN(HNSW_NEIGHBOR_SIZE(2, m, bits)) -
+		MAXALIGN(HNSW_NEIGHBOR_SIZE(0, m, bits));
 }
 
 /* Copy the meta page */
@@ -163,15 +201,46 @@ HnswSketchClear(HnswShared *hs, HnswNeighborTuple ntup, int slot)
 	HnswSketchNorms(ntup, hs->m)[slot] = NAN;
 }
 
+/*
+ * Store the element's own projection in its neighbour tuple, as halves
+ * (2 bytes each: 128 bytes less a tuple at 64 bits, so at 784 float
+ * dimensions two level-0 elements with sketches leave 368 bytes of a page
+ * for nodes of higher levels).  A projection beyond the half range (a
+ * vector longer than 65,504) is stored as NaN: the element's edges get no
+ * sketches, and scans never pass over its neighbours.
+ */
+void
+HnswSketchSetProj(HnswShared *hs, HnswNeighborTuple ntup, const float *proj)
+{
+	uint16	   *out = HnswSketchProj(ntup, hs->m);
+	bool		fits = true;
+
+	for (int i = 0; i < hs->sketch_bits; i++)
+		fits &= (fabsf(proj[i]) <= 65504.0f);	/* false for NaN */
+	if (fits)
+		OmenFloatToHalf(proj, out, hs->sketch_bits);
+	else
+		for (int i = 0; i < hs->sketch_bits; i++)
+			out[i] = 0x7E00;	/* a half NaN */
+}
+
 /* Layer-0 slot's sketch from the neighbour's projection and |v - c| */
 void
 HnswSketchFillProj(HnswShared *hs, HnswNeighborTuple ntup, int slot,
 				   float norm, const float *vproj)
 {
+	float		cproj[OMEN_SKETCH_MAX_BITS];
+
 	if (hs->sketch_bits == 0)
 		return;
+	OmenHalfToFloat(HnswSketchProj(ntup, hs->m), cproj, hs->sketch_bits);
+	if (isnan(cproj[0]))
+	{
+		HnswSketchClear(hs, ntup, slot);
+		return;
+	}
 	HnswSketchSigns(ntup, hs->m)[slot] =
-		OmenSketchSigns(vproj, HnswSketchProj(ntup, hs->m), hs->sketch_bits);
+		OmenSketchSigns(vproj, cproj, hs->sketch_bits);
 	HnswSketchNorms(ntup, hs->m)[slot] = norm;
 }
 
@@ -262,9 +331,9 @@ HnswMaxLevel(int m)
 
 /* Draw a level: floor(-ln(U) * ml), U uniform in (0,1] */
 int
-HnswRandomLevel(float ml, int maxlevel)
+HnswRandomLevel(pg_prng_state *rng, float ml, int maxlevel)
 {
-	double		u = 1.0 - pg_prng_double(&pg_global_prng_state);	/* (0,1] */
+	double		u = 1.0 - pg_prng_double(rng);	/* (0,1] */
 	int			level = (int) floor(-log(u) * ml);
 
 	return Min(level, maxlevel);
@@ -551,6 +620,7 @@ ReadNeighbors(HnswShared *hs, const HnswNode *node, int layer, ItemPointer out,
 			{
 				const uint64 *signs = HnswSketchSigns(ntup, hs->m);
 				const float *norms = HnswSketchNorms(ntup, hs->m);
+				float		cproj[OMEN_SKETCH_MAX_BITS];
 
 				/* the sketches are before the tids: ask for them at once */
 				OmenPrefetch(ntup, HNSW_TIDS_OFFSET(hs->m, hs->sketch_bits));
@@ -563,9 +633,10 @@ ReadNeighbors(HnswShared *hs, const HnswNode *node, int layer, ItemPointer out,
 						out[n++] = tids[i];
 					}
 				}
-				ds->lastqsigns =
-					OmenSketchSigns(ds->qproj, HnswSketchProj(ntup, hs->m),
-									hs->sketch_bits);
+				OmenHalfToFloat(HnswSketchProj(ntup, hs->m), cproj,
+								hs->sketch_bits);
+				ds->lastqsigns = OmenSketchSigns(ds->qproj, cproj,
+												 hs->sketch_bits);
 				ds->nlast = n;
 				ds->lastvalid = true;
 			}
