@@ -217,7 +217,7 @@ RESET enable_seqscan;
 -- not half vectors (four a page, three with sketches), nor 32 dimensions
 -- (hb_l2: 21 a page, 9 with sketches); on and off choose; L1 has none.
 -- The sketched index has the basis pages besides (64 x 768 floats: 25
--- pages), and no more data pages.
+-- pages) and a page of pivots, and no more data pages.
 SELECT setseed(0.25);
 CREATE TABLE hw (id int, v vector(768));
 INSERT INTO hw SELECT i, (SELECT array_agg(random()::real) FROM generate_series(1, 768) d WHERE i > 0)::vector
@@ -231,6 +231,11 @@ SELECT i.relname, x.storage, x.sketch_bits, x.unsketched_edges, x.pages
 FROM pg_class i, omen_hnsw_info(i.oid) x
 WHERE i.relname LIKE 'hw\_%' ORDER BY i.relname;
 SELECT sketch_bits FROM omen_hnsw_info('hb_l2');
+-- with sketches, the build's nodes of the highest levels are pivots (at
+-- most 1,024; here every node above layer 0) that scans start from
+SELECT pivots > 0 AS has_pivots, pivots < live_nodes / 4 AS few_pivots, pivot_level
+FROM omen_hnsw_info('hw_auto');
+SELECT pivots, pivot_level FROM omen_hnsw_info('hw_off');
 -- a scan with auto's sketches finds each row as its own nearest
 DROP INDEX hw_half, hw_half_on, hw_off, hw_l1;
 SET enable_seqscan = off;

@@ -336,6 +336,19 @@ OmenGraphSearchDescend(OmenGraphSearch *s, uint64 entry, int fromlayer,
 	OmenGraphSearchReset(s, width);
 	if (!OmenGraphSearchAddEntry(s, entry))
 		return false;
+	OmenGraphSearchDescendFrom(s, fromlayer, tolayer, width);
+	return true;
+}
+
+/*
+ * The walk of OmenGraphSearchDescend from a search already reset to width
+ * and given its entries (at fromlayer), down to tolayer + 1
+ */
+void
+OmenGraphSearchDescendFrom(OmenGraphSearch *s, int fromlayer, int tolayer,
+						   int width)
+{
+	width = Max(width, 1);
 	for (int layer = fromlayer; layer > tolayer; layer--)
 	{
 		OmenCand   *r;
@@ -347,7 +360,6 @@ OmenGraphSearchDescend(OmenGraphSearch *s, uint64 entry, int fromlayer,
 		if (r)
 			pfree(r);
 	}
-	return true;
 }
 
 /*

@@ -313,6 +313,8 @@ extern int	OmenGraphSearchTakeResults(OmenGraphSearch *s, OmenCand **out);
 extern bool OmenGraphSearchNextBatch(OmenGraphSearch *s, int layer);
 extern bool OmenGraphSearchDescend(OmenGraphSearch *s, uint64 entry,
 								   int fromlayer, int tolayer, int width);
+extern void OmenGraphSearchDescendFrom(OmenGraphSearch *s, int fromlayer,
+									   int tolayer, int width);
 extern int	OmenGraphSearchLayer(OmenGraphSearch *s, int layer, int ef,
 								 OmenCand **out);
 

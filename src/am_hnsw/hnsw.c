@@ -284,8 +284,8 @@ omen_hnsw_info(PG_FUNCTION_ARGS)
 				degree0 = 0,
 				unsketched = 0;
 	int			maxlevel = -1;
-	Datum		values[16];
-	bool		nulls[16] = {0};
+	Datum		values[18];
+	bool		nulls[18] = {0};
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -368,6 +368,8 @@ omen_hnsw_info(PG_FUNCTION_ARGS)
 	values[13] = CStringGetTextDatum(HnswStorageSq8(meta.storage) ? "sq8" : "none");
 	values[14] = Int32GetDatum(meta.sketch_bits);
 	values[15] = Int64GetDatum(unsketched);
+	values[16] = Int32GetDatum(meta.npivots);
+	values[17] = Int32GetDatum(meta.pivot_level);
 
 	index_close(index, AccessShareLock);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));

@@ -102,7 +102,34 @@ typedef struct HnswMetaPageData
 	uint16		sketch_bits;	/* edge sketches: bits per edge, 0 = none */
 	BlockNumber basis_blkno;	/* first of the basis pages (sketch_bits x
 								 * dim floats) */
+	BlockNumber pivot_blkno;	/* first of the pivot pages */
+	uint16		npivots;		/* 0: none */
+	uint8		pivot_level;	/* the pivots: the build's nodes of at least
+								 * this level */
 } HnswMetaPageData;
+
+/*
+ * Pivots (with edge sketches): the build's nodes of the highest levels, at
+ * most HNSW_MAX_PIVOTS, each with its projection on the sketch basis, kept
+ * on pages of the basis's kind after the data pages.  A scan picks the
+ * nodes to start from by their projections instead of walking down the
+ * layers above theirs.  They are hints: VACUUM may free a pivot and an
+ * insert take its slots, which the stamp (0 for the build's nodes) and the
+ * level tell.
+ */
+#define HNSW_MAX_PIVOTS				1024
+#define HNSW_PIVOT_PICK				4	/* pivots a scan starts from */
+
+typedef struct HnswPivotData
+{
+	ItemPointerData tid;		/* the element */
+	uint8		level;
+	uint8		unused;
+	uint16		proj[FLEXIBLE_ARRAY_MEMBER];	/* sketch_bits halves */
+} HnswPivotData;
+
+#define HNSW_PIVOT_SIZE(bits) \
+	(offsetof(HnswPivotData, proj) + sizeof(uint16) * (bits))
 
 typedef HnswMetaPageData *HnswMetaPage;
 
@@ -304,6 +331,9 @@ typedef struct HnswShared
 	float	   *scratch;		/* dim floats: a decoded half vector */
 	int			sketch_bits;	/* 0: no edge sketches */
 	BlockNumber basis_blkno;	/* the basis: HnswGetBasis() */
+	BlockNumber pivot_blkno;	/* the pivots: HnswGetPivots() */
+	int			npivots;
+	int			pivot_level;
 } HnswShared;
 
 /* An element met during a page search */
@@ -351,6 +381,8 @@ extern float HnswGetAlpha(Relation index);
 extern int	HnswGetStorage(Relation index);
 extern int	HnswGetSketchOption(Relation index);
 extern bool HnswSketchWanted(int mode, int dim, int storage, int m, int bits);
+extern const float *HnswGetPivots(HnswShared *hs, const ItemPointerData **tids,
+								  const uint8 **levels);
 extern void HnswReadMeta(Relation index, HnswMetaPageData *meta);
 extern void HnswInitShared(HnswShared *hs, Relation index);
 extern void HnswRefreshEntry(HnswShared *hs);
@@ -383,6 +415,7 @@ extern void HnswDiskSearchInit(HnswDiskSearch *ds, HnswShared *hs,
 extern void HnswDiskSearchFree(HnswDiskSearch *ds);
 extern void HnswDiskSearchUseSketches(HnswDiskSearch *ds, float margin);
 extern uint32 HnswDiskSearchAddNode(HnswDiskSearch *ds, HnswNode *node);
+extern bool HnswDiskDescendPivots(HnswDiskSearch *ds, int ef, int width);
 extern bool HnswDiskDescend(HnswDiskSearch *ds, int tolayer, int ef,
 							int width);
 extern bool HnswReadElementVector(HnswShared *hs, ItemPointer tid, float *out,

@@ -37,6 +37,7 @@
 #include "optimizer/optimizer.h"
 #include "pgstat.h"
 #include "port/atomics.h"
+#include "simd/omen_half.h"
 #include "storage/bufmgr.h"
 #include "storage/lwlock.h"
 #include "storage/spin.h"
@@ -667,6 +668,9 @@ UpdateMetaNoWal(HnswBuildState *bs, ItemPointer entry, int entry_level)
 	meta->dim = bs->hs.dim;
 	meta->sketch_bits = bs->hs.sketch_bits;
 	meta->basis_blkno = bs->hs.basis_blkno;
+	meta->pivot_blkno = bs->hs.pivot_blkno;
+	meta->npivots = (uint16) bs->hs.npivots;
+	meta->pivot_level = (uint8) bs->hs.pivot_level;
 	meta->entry_level = entry_level;
 	if (entry)
 		meta->entry = *entry;
@@ -748,6 +752,76 @@ WriteSketchBasis(HnswBuildState *bs)
 	pfree(basis);
 	hs->sketch_bits = bits;
 	return proj;
+}
+
+/*
+ * With sketches, after the data pages: the pivots, the nodes of the
+ * highest levels (at most HNSW_MAX_PIVOTS, all of level pivot_level or
+ * more, pivot_level >= 1) with their projections.  page is scratch.
+ */
+static void
+WritePivots(HnswBuildState *bs, const float *proj, Page page)
+{
+	HnswShared *hs = &bs->hs;
+	HnswGraph  *g = &bs->g;
+	int			nnodes = GraphCount(g);
+	int			bits = hs->sketch_bits;
+	Size		recsize = HNSW_PIVOT_SIZE(bits);
+	int			perpage = HNSW_PAGE_CAPACITY / recsize;
+	int			atlevel[HNSW_MAX_LEVEL + 2] = {0};
+	int			level;
+	int			count = 0;
+	int			n = 0;
+
+	hs->npivots = 0;
+	hs->pivot_level = 0;
+	for (int i = 0; i < nnodes; i++)
+		atlevel[GNode(g, i)->level]++;
+	/* the lowest level whose nodes and those above number at most the cap */
+	for (level = HNSW_MAX_LEVEL; level >= 1; level--)
+	{
+		if (count + atlevel[level] > HNSW_MAX_PIVOTS)
+			break;
+		count += atlevel[level];
+	}
+	level++;
+	if (count == 0 || level > HNSW_MAX_LEVEL)
+		return;
+
+	hs->pivot_blkno = RelationGetNumberOfBlocks(bs->index);
+	hs->pivot_level = level;
+	OmenInitPage(page, HNSW_PAGE_BASIS);
+	for (int i = 0; i < nnodes; i++)
+	{
+		GraphNode  *node = GNode(g, i);
+		HnswPivotData *rec;
+		const float *p = proj + (Size) i * bits;
+		bool		fits = true;
+
+		if (node->level < level)
+			continue;
+		for (int j = 0; j < bits; j++)
+			fits &= (fabsf(p[j]) <= 65504.0f);
+		if (!fits)
+			continue;			/* a projection beyond the half range */
+		if (n > 0 && n % perpage == 0)
+		{
+			FlushPage(bs, page);
+			OmenInitPage(page, HNSW_PAGE_BASIS);
+		}
+		rec = (HnswPivotData *) (PageGetContents(page) +
+								 (Size) (n % perpage) * recsize);
+		rec->tid = node->tid;
+		rec->level = (uint8) node->level;
+		rec->unused = 0;
+		OmenFloatToHalf(p, rec->proj, bits);
+		((PageHeader) page)->pd_lower =
+			((char *) rec + recsize) - (char *) page;
+		n++;
+	}
+	if (n > 0)
+		FlushPage(bs, page);
+	hs->npivots = n;
 }
 
 /*
@@ -915,9 +989,12 @@ WriteGraph(HnswBuildState *bs)
 		FlushPage(bs, page);
 	pfree(etup);
 	pfree(ntup);
-	pfree(page);
 	if (proj)
+	{
+		WritePivots(bs, proj, page);
 		pfree(proj);
+	}
+	pfree(page);
 
 	UpdateMetaNoWal(bs, g->sh->entry >= 0 ? &GNode(g, g->sh->entry)->tid : NULL,
 					g->sh->entry_level);

@@ -180,6 +180,7 @@ StartScan(IndexScanDesc scan)
 {
 	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
 	HnswShared *hs = &so->hs;
+	float		margin;
 
 	OmenScanStart(scan, "omen_hnsw");
 
@@ -196,12 +197,24 @@ StartScan(IndexScanDesc scan)
 	so->base.searching = true;
 
 	/*
-	 * The entry point can be freed between reading the meta page and
-	 * reaching it (VACUUM replaced it meanwhile): read it again.  If the
-	 * walk still cannot start, the search stays empty and the sweep returns
-	 * every live element, in exact order.
+	 * The query's projection first: the pivots need it.  The descent reads
+	 * every neighbour (skipping by sketches there strands searches in the
+	 * wrong cluster of far-apart ones: see the README); the first batch on
+	 * layer 0 skips.
+	 */
+	HnswDiskSearchUseSketches(&so->ds, (float) hnsw_sketch_margin);
+	margin = so->ds.search.estimate_margin;
+	so->ds.search.estimate_margin = -1.0f;
+
+	/*
+	 * Start from the pivots nearest the query, else walk down from the
+	 * entry point.  The entry point can be freed between reading the meta
+	 * page and reaching it (VACUUM replaced it meanwhile): read it again.
+	 * If the walk still cannot start, the search stays empty and the sweep
+	 * returns every live element, in exact order.
 	 */
 	for (int attempt = 0;
+		 !HnswDiskDescendPivots(&so->ds, hnsw_ef_search, HNSW_SCAN_DESCEND) &&
 		 !HnswDiskDescend(&so->ds, 0, hnsw_ef_search, HNSW_SCAN_DESCEND);
 		 attempt++)
 	{
@@ -214,7 +227,7 @@ StartScan(IndexScanDesc scan)
 			return;
 		}
 	}
-	HnswDiskSearchUseSketches(&so->ds, (float) hnsw_sketch_margin);
+	so->ds.search.estimate_margin = margin;
 	OmenGraphSearchRun(&so->ds.search, 0);
 	so->base.nbatch = OmenGraphSearchTakeResults(&so->ds.search, &so->base.batch);
 	SetupBatch(so, false);

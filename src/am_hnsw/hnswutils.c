@@ -131,8 +131,30 @@ typedef struct HnswAmCache
 {
 	uint32		bits;
 	uint32		dim;
+	int			npivots;		/* -1: not read yet */
+	float	   *pivot_proj;		/* npivots x bits, in the same chunk */
+	ItemPointerData *pivot_tids;
+	uint8	   *pivot_levels;
 	float		basis[FLEXIBLE_ARRAY_MEMBER];
 } HnswAmCache;
+
+/*
+ * Share-lock block blkno, which must be a page of the basis's kind (the
+ * basis, or the pivots: what names which, for the error)
+ */
+static Buffer
+ReadBasisPage(Relation index, BlockNumber blkno, const char *what)
+{
+	Buffer		buf = OmenReadBuffer(index, blkno);
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	if (OmenPageGetOpaque(BufferGetPage(buf))->kind != HNSW_PAGE_BASIS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("omen_hnsw index \"%s\": block %u is not a %s page",
+						RelationGetRelationName(index), blkno, what)));
+	return buf;
+}
 
 const float *
 HnswGetBasis(HnswShared *hs)
@@ -151,20 +173,14 @@ HnswGetBasis(HnswShared *hs)
 							   offsetof(HnswAmCache, basis) + sizeof(float) * nfloats);
 	cache->bits = hs->sketch_bits;
 	cache->dim = hs->dim;
+	cache->npivots = -1;
 	for (BlockNumber blkno = hs->basis_blkno; done < nfloats; blkno++)
 	{
-		Buffer		buf = OmenReadBuffer(index, blkno);
-		Page		page;
+		Buffer		buf = ReadBasisPage(index, blkno, "sketch basis");
 		Size		k = Min(perpage, nfloats - done);
 
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		page = BufferGetPage(buf);
-		if (OmenPageGetOpaque(page)->kind != HNSW_PAGE_BASIS)
-			ereport(ERROR,
-					(errcode(ERRCODE_INDEX_CORRUPTED),
-					 errmsg("omen_hnsw index \"%s\": block %u is not a sketch basis page",
-							RelationGetRelationName(index), blkno)));
-		memcpy(cache->basis + done, PageGetContents(page), sizeof(float) * k);
+		memcpy(cache->basis + done, PageGetContents(BufferGetPage(buf)),
+			   sizeof(float) * k);
 		UnlockReleaseBuffer(buf);
 		done += k;
 	}
@@ -172,6 +188,70 @@ HnswGetBasis(HnswShared *hs)
 		pfree(index->rd_amcache);
 	index->rd_amcache = cache;
 	return cache->basis;
+}
+
+/*
+ * The pivots (projections, npivots x sketch_bits floats; their elements and
+ * levels), kept in rd_amcache with the basis once read; NULL if none.
+ */
+const float *
+HnswGetPivots(HnswShared *hs, const ItemPointerData **tids,
+			  const uint8 **levels)
+{
+	Relation	index = hs->index;
+	HnswAmCache *cache;
+	HnswAmCache *grown;
+	int			bits = hs->sketch_bits;
+	Size		nfloats = (Size) bits * hs->dim;
+	Size		basissize = offsetof(HnswAmCache, basis) + sizeof(float) * nfloats;
+	Size		recsize = HNSW_PIVOT_SIZE(bits);
+	int			perpage = HNSW_PAGE_CAPACITY / recsize;
+	int			n = hs->npivots;
+	char	   *p;
+
+	if (bits == 0 || n <= 0)
+		return NULL;
+	(void) HnswGetBasis(hs);
+	cache = (HnswAmCache *) index->rd_amcache;
+	if (cache->npivots != n)
+	{
+		/* one chunk: the basis, then the pivots */
+		grown = MemoryContextAlloc(index->rd_indexcxt,
+								   MAXALIGN(basissize) +
+								   (sizeof(float) * bits +
+									sizeof(ItemPointerData) + 1) * n);
+		memcpy(grown, cache, basissize);
+		p = (char *) grown + MAXALIGN(basissize);
+		grown->pivot_proj = (float *) p;
+		grown->pivot_tids = (ItemPointerData *) (p + sizeof(float) * bits * n);
+		grown->pivot_levels = (uint8 *) (grown->pivot_tids + n);
+		for (int i = 0; i < n; i += perpage)
+		{
+			Buffer		buf = ReadBasisPage(index,
+											hs->pivot_blkno + i / perpage,
+											"pivot");
+			Page		page = BufferGetPage(buf);
+
+			for (int j = i; j < n && j < i + perpage; j++)
+			{
+				HnswPivotData *rec = (HnswPivotData *)
+					(PageGetContents(page) + (Size) (j - i) * recsize);
+
+				grown->pivot_tids[j] = rec->tid;
+				grown->pivot_levels[j] = rec->level;
+				OmenHalfToFloat(rec->proj, grown->pivot_proj + (Size) j * bits,
+								bits);
+			}
+			UnlockReleaseBuffer(buf);
+		}
+		grown->npivots = n;
+		pfree(cache);
+		index->rd_amcache = grown;
+		cache = grown;
+	}
+	*tids = cache->pivot_tids;
+	*levels = cache->pivot_levels;
+	return cache->pivot_proj;
 }
 
 /* The bits per edge sketch for an index of dim dimensions and this metric */
@@ -286,6 +366,9 @@ HnswInitShared(HnswShared *hs, Relation index)
 	{
 		hs->sketch_bits = meta.sketch_bits;
 		hs->basis_blkno = meta.basis_blkno;
+		hs->pivot_blkno = meta.pivot_blkno;
+		hs->npivots = meta.npivots;
+		hs->pivot_level = meta.pivot_level;
 	}
 }
 
@@ -881,7 +964,8 @@ HnswDiskSearchInit(HnswDiskSearch *ds, HnswShared *hs, const float *q,
 }
 
 /*
- * Let the search pass over neighbours by their edge sketches (a scan's
+ * Project the query on the sketch basis (for the pivots and the sketches),
+ * and let the search pass over neighbours by their edge sketches (a scan's
  * first batch), with margin (omen.hnsw_sketch_margin; < 0: never).
  */
 void
@@ -891,7 +975,7 @@ HnswDiskSearchUseSketches(HnswDiskSearch *ds, float margin)
 	double		norm2 = 0.0;
 	static const float zeros[OMEN_SKETCH_MAX_BITS];
 
-	if (hs->sketch_bits == 0 || margin < 0.0f || ds->query == NULL)
+	if (hs->sketch_bits == 0 || ds->query == NULL)
 		return;
 	if (!ds->qproj)
 		ds->qproj = palloc(sizeof(float) * hs->sketch_bits);
@@ -903,7 +987,7 @@ HnswDiskSearchUseSketches(HnswDiskSearch *ds, float margin)
 	ds->qnorm = (float) sqrt(norm2);
 	ds->qsigns = OmenSketchSigns(ds->qproj, zeros, hs->sketch_bits);
 	OmenSketchCosTable(hs->sketch_bits, ds->costable);
-	ds->search.estimate_margin = margin;
+	ds->search.estimate_margin = margin < 0.0f ? -1.0f : margin;
 }
 
 /* Release a page search */
@@ -914,6 +998,72 @@ HnswDiskSearchFree(HnswDiskSearch *ds)
 	pfree(ds->nodes);
 	if (ds->qproj)
 		pfree(ds->qproj);
+}
+
+/*
+ * Start a scan's search from the pivots whose projections are nearest the
+ * query's (HNSW_PIVOT_PICK of them, read with their code distances) instead
+ * of walking down from the entry point: they stand for every node of
+ * their level, where the walk would have kept width of them.  Then walk
+ * from layer pivot_level - 1 down to layer 1 keeping width nodes a layer,
+ * leaving the search seeded for layer 0 with ef.  A pivot that is no longer
+ * the build's node (VACUUM freed it, or an insert took its slots: the
+ * stamp is not 0) is passed over.  Returns false, with nothing seeded, when
+ * the index has no pivots, the query no projection, or no pivot is left.
+ */
+bool
+HnswDiskDescendPivots(HnswDiskSearch *ds, int ef, int width)
+{
+	HnswShared *hs = ds->hs;
+	const ItemPointerData *tids;
+	const uint8 *levels;
+	const float *proj;
+	int			pick[HNSW_PIVOT_PICK];
+	float		pickd[HNSW_PIVOT_PICK];
+	int			npick = 0;
+	bool		any = false;
+
+	if (ds->qproj == NULL || hs->npivots <= 0 || hs->pivot_level < 1)
+		return false;
+	proj = HnswGetPivots(hs, &tids, &levels);
+	if (proj == NULL)
+		return false;
+	for (int i = 0; i < hs->npivots; i++)
+	{
+		float		d = omen_kernels->l2sq(ds->qproj,
+										   proj + (Size) i * hs->sketch_bits,
+										   hs->sketch_bits);
+		int			k;
+
+		if (npick == HNSW_PIVOT_PICK && d >= pickd[npick - 1])
+			continue;
+		k = npick < HNSW_PIVOT_PICK ? npick++ : npick - 1;
+		for (; k > 0 && pickd[k - 1] > d; k--)
+		{
+			pickd[k] = pickd[k - 1];
+			pick[k] = pick[k - 1];
+		}
+		pickd[k] = d;
+		pick[k] = i;
+	}
+
+	OmenGraphSearchReset(&ds->search, Max(width, 1));
+	for (int i = 0; i < npick; i++)
+	{
+		ItemPointerData tid = tids[pick[i]];
+		HnswNode	node;
+
+		if (!HnswReadElementNode(hs, &tid, &node) || node.version != 0 ||
+			node.level != levels[pick[i]])
+			continue;
+		if (OmenGraphSearchAddEntry(&ds->search, OmenTidToId(&tid)))
+			any = true;
+	}
+	if (!any)
+		return false;
+	OmenGraphSearchDescendFrom(&ds->search, hs->pivot_level - 1, 0, width);
+	ds->search.ef = Max(ef, 1);
+	return true;
 }
 
 /*
