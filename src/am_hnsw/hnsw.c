@@ -55,6 +55,10 @@ static relopt_enum_elt_def hnsw_sketch_values[] = {
 	{"no", HNSW_SKETCH_OFF},
 	{"1", HNSW_SKETCH_ON},
 	{"0", HNSW_SKETCH_OFF},
+	{"t", HNSW_SKETCH_ON},
+	{"f", HNSW_SKETCH_OFF},
+	{"y", HNSW_SKETCH_ON},
+	{"n", HNSW_SKETCH_OFF},
 	{NULL}
 };
 

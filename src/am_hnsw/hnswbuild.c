@@ -130,6 +130,7 @@ typedef struct HnswBuildState
 
 	MemoryContext tmpCtx;		/* per-tuple work */
 	bool		ondisk;			/* graph flushed: inserting into pages */
+	bool		partial;		/* the graph written holds only some rows */
 	double		indtuples;		/* this process's */
 	double		reltuples;		/* heap size estimate, for the NOTICE */
 	bool		isleader;		/* reports progress */
@@ -991,7 +992,12 @@ WriteGraph(HnswBuildState *bs)
 	pfree(ntup);
 	if (proj)
 	{
-		WritePivots(bs, proj, page);
+		/*
+		 * Pivots chosen from only the rows built in memory would start scans
+		 * for the rest in the wrong place (data loaded cluster by cluster)
+		 */
+		if (!bs->partial)
+			WritePivots(bs, proj, page);
 		pfree(proj);
 	}
 	pfree(page);
@@ -1027,6 +1033,7 @@ SwitchToDisk(HnswBuildState *bs)
 			 errhint("Increase maintenance_work_mem to about %.0f MB to build this index in memory.",
 					 ceil(need * 1.1) + 1)));
 
+	bs->partial = true;
 	WriteGraph(bs);
 	ResetSerialGraph(g);
 	OmenLogBuiltFork(bs->index, MAIN_FORKNUM);

@@ -152,22 +152,6 @@ PlaceTuples(HnswShared *hs, HnswElementTuple etup, Size esize,
 			else
 				OmenCheckPage(index, buf, page, HNSW_PAGE_DATA);
 		}
-		if (!BufferIsValid(buf) && together &&
-			GetPageWithFreeSpace(index, MAXALIGN(esize) + sizeof(ItemIdData)) !=
-			InvalidBlockNumber)
-		{
-			/*
-			 * No page has room for both, but VACUUM left room for the element
-			 * alone: place the two apart rather than extend the index.  Pages
-			 * of large elements with edge sketches keep little to spare, and
-			 * a node of a higher level than the one whose space was freed
-			 * needs more than that space (on 784 float dimensions, 4,216
-			 * bytes at level 2 in a hole of 4,136).
-			 */
-			together = false;
-			pass = -1;
-			continue;
-		}
 		if (!BufferIsValid(buf))
 		{
 			buf = OmenNewBuffer(index, MAIN_FORKNUM);

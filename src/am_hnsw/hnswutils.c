@@ -215,16 +215,17 @@ HnswGetPivots(HnswShared *hs, const ItemPointerData **tids,
 	cache = (HnswAmCache *) index->rd_amcache;
 	if (cache->npivots != n)
 	{
-		/* one chunk: the basis, then the pivots */
-		grown = MemoryContextAlloc(index->rd_indexcxt,
-								   MAXALIGN(basissize) +
-								   (sizeof(float) * bits +
-									sizeof(ItemPointerData) + 1) * n);
-		memcpy(grown, cache, basissize);
-		p = (char *) grown + MAXALIGN(basissize);
-		grown->pivot_proj = (float *) p;
-		grown->pivot_tids = (ItemPointerData *) (p + sizeof(float) * bits * n);
-		grown->pivot_levels = (uint8 *) (grown->pivot_tids + n);
+		/*
+		 * Read into this context first, so that a page found corrupt leaves
+		 * nothing behind in the relcache's; then one chunk there: the basis,
+		 * then the pivots.
+		 */
+		Size		pivsize = (sizeof(float) * bits + sizeof(ItemPointerData) + 1) * n;
+		char	   *tmp = palloc(pivsize);
+		float	   *tproj = (float *) tmp;
+		ItemPointerData *ttids = (ItemPointerData *) (tmp + sizeof(float) * bits * n);
+		uint8	   *tlevels = (uint8 *) (ttids + n);
+
 		for (int i = 0; i < n; i += perpage)
 		{
 			Buffer		buf = ReadBasisPage(index,
@@ -237,13 +238,23 @@ HnswGetPivots(HnswShared *hs, const ItemPointerData **tids,
 				HnswPivotData *rec = (HnswPivotData *)
 					(PageGetContents(page) + (Size) (j - i) * recsize);
 
-				grown->pivot_tids[j] = rec->tid;
-				grown->pivot_levels[j] = rec->level;
-				OmenHalfToFloat(rec->proj, grown->pivot_proj + (Size) j * bits,
-								bits);
+				ttids[j] = rec->tid;
+				tlevels[j] = rec->level;
+				OmenHalfToFloat(rec->proj, tproj + (Size) j * bits, bits);
 			}
 			UnlockReleaseBuffer(buf);
 		}
+		(void) HnswGetBasis(hs);	/* in case the reads flushed the cache */
+		cache = (HnswAmCache *) index->rd_amcache;
+		grown = MemoryContextAlloc(index->rd_indexcxt,
+								   MAXALIGN(basissize) + pivsize);
+		memcpy(grown, cache, basissize);
+		p = (char *) grown + MAXALIGN(basissize);
+		memcpy(p, tmp, pivsize);
+		pfree(tmp);
+		grown->pivot_proj = (float *) p;
+		grown->pivot_tids = (ItemPointerData *) (p + sizeof(float) * bits * n);
+		grown->pivot_levels = (uint8 *) (grown->pivot_tids + n);
 		grown->npivots = n;
 		pfree(cache);
 		index->rd_amcache = grown;
@@ -1002,7 +1013,8 @@ HnswDiskSearchFree(HnswDiskSearch *ds)
 
 /*
  * Start a scan's search from the pivots whose projections are nearest the
- * query's (HNSW_PIVOT_PICK of them, read with their code distances) instead
+ * query's (by L2 between projections, or for inner product their largest
+ * dot products; HNSW_PIVOT_PICK of them, read with their code distances) instead
  * of walking down from the entry point: they stand for every node of
  * their level, where the walk would have kept width of them.  Then walk
  * from layer pivot_level - 1 down to layer 1 keeping width nodes a layer,
@@ -1020,6 +1032,8 @@ HnswDiskDescendPivots(HnswDiskSearch *ds, int ef, int width)
 	const float *proj;
 	int			pick[HNSW_PIVOT_PICK];
 	float		pickd[HNSW_PIVOT_PICK];
+	ItemPointerData picktids[HNSW_PIVOT_PICK];
+	uint8		picklevels[HNSW_PIVOT_PICK];
 	int			npick = 0;
 	bool		any = false;
 
@@ -1030,9 +1044,12 @@ HnswDiskDescendPivots(HnswDiskSearch *ds, int ef, int width)
 		return false;
 	for (int i = 0; i < hs->npivots; i++)
 	{
-		float		d = omen_kernels->l2sq(ds->qproj,
-										   proj + (Size) i * hs->sketch_bits,
-										   hs->sketch_bits);
+		const float *p = proj + (Size) i * hs->sketch_bits;
+
+		/* inner product ranks by the projections' dot product */
+		float		d = hs->dist.metric == OMEN_METRIC_IP ?
+			-omen_kernels->ip(ds->qproj, p, hs->sketch_bits) :
+			omen_kernels->l2sq(ds->qproj, p, hs->sketch_bits);
 		int			k;
 
 		if (npick == HNSW_PIVOT_PICK && d >= pickd[npick - 1])
@@ -1047,14 +1064,21 @@ HnswDiskDescendPivots(HnswDiskSearch *ds, int ef, int width)
 		pick[k] = i;
 	}
 
+	/* copied: the reads below must not depend on rd_amcache staying put */
+	for (int i = 0; i < npick; i++)
+	{
+		picktids[i] = tids[pick[i]];
+		picklevels[i] = levels[pick[i]];
+	}
+
 	OmenGraphSearchReset(&ds->search, Max(width, 1));
 	for (int i = 0; i < npick; i++)
 	{
-		ItemPointerData tid = tids[pick[i]];
+		ItemPointerData tid = picktids[i];
 		HnswNode	node;
 
 		if (!HnswReadElementNode(hs, &tid, &node) || node.version != 0 ||
-			node.level != levels[pick[i]])
+			node.level != picklevels[i])
 			continue;
 		if (OmenGraphSearchAddEntry(&ds->search, OmenTidToId(&tid)))
 			any = true;
