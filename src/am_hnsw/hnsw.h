@@ -128,6 +128,20 @@ typedef struct HnswPivotData
 	uint16		proj[FLEXIBLE_ARRAY_MEMBER];	/* sketch_bits halves */
 } HnswPivotData;
 
+/*
+ * Whether n projections all lie in the IEEE half range they are stored in
+ * (false if one is NaN)
+ */
+static inline bool
+HnswFitsHalf(const float *v, int n)
+{
+	bool		fits = true;
+
+	for (int i = 0; i < n; i++)
+		fits &= (v[i] >= -65504.0f && v[i] <= 65504.0f);
+	return fits;
+}
+
 #define HNSW_PIVOT_SIZE(bits) \
 	(offsetof(HnswPivotData, proj) + sizeof(uint16) * (bits))
 

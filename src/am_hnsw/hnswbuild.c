@@ -797,14 +797,9 @@ WritePivots(HnswBuildState *bs, const float *proj, Page page)
 		GraphNode  *node = GNode(g, i);
 		HnswPivotData *rec;
 		const float *p = proj + (Size) i * bits;
-		bool		fits = true;
 
-		if (node->level < level)
-			continue;
-		for (int j = 0; j < bits; j++)
-			fits &= (fabsf(p[j]) <= 65504.0f);
-		if (!fits)
-			continue;			/* a projection beyond the half range */
+		if (node->level < level || !HnswFitsHalf(p, bits))
+			continue;			/* below, or beyond the half range */
 		if (n > 0 && n % perpage == 0)
 		{
 			FlushPage(bs, page);

@@ -80,8 +80,8 @@ HnswGetSketchOption(Relation index)
  * bits bits (0: its operator class has none).  With auto, where they take
  * no room that the pages would not leave empty anyway: a layer-0 element
  * and its neighbour tuple fit as many times on a page with the sketches
- * as without (two at m = 16 with float vectors of 700 to 1,000
- * dimensions, one up to 2,029), and what the page has left lets an insert
+ * as without (at m = 16: two with float vectors of 620 to 807
+ * dimensions, one from 960 to 2,029), and what the page has left lets an insert
  * of level 2 take the place VACUUM freed of a level-0 element (its list is
  * 2m slots longer), or they are too large to share a page at all.
  * Elsewhere they would make the index larger (by half with float vectors
@@ -304,11 +304,8 @@ void
 HnswSketchSetProj(HnswShared *hs, HnswNeighborTuple ntup, const float *proj)
 {
 	uint16	   *out = HnswSketchProj(ntup, hs->m);
-	bool		fits = true;
 
-	for (int i = 0; i < hs->sketch_bits; i++)
-		fits &= (fabsf(proj[i]) <= 65504.0f);	/* false for NaN */
-	if (fits)
+	if (HnswFitsHalf(proj, hs->sketch_bits))
 		OmenFloatToHalf(proj, out, hs->sketch_bits);
 	else
 		for (int i = 0; i < hs->sketch_bits; i++)
