@@ -64,6 +64,34 @@ SELECT count(*) FILTER (WHERE n <> q.id) <= 12 AS few_rows_miss_themselves FROM 
 RESET omen.hnsw_ef_search;
 RESET enable_seqscan;
 DROP INDEX hb_ip, hb_cos, hb_l1;
+-- with sketches (32 bits here, one per dimension) every node above layer
+-- 0 is a pivot (up to 4,096): the tops (level 2 and above) each head a
+-- group of the level-1 nodes nearest them by projection.  A scan ranks
+-- the tops, then the members of the 4 nearest groups, and starts on layer
+-- 0 from the best 4 members or tops.  It still keeps to the right
+-- cluster: 0 rows missed themselves here with L2 or cosine, and 199 of
+-- 200 inner-product queries found their exact first row.
+BEGIN;
+CREATE TEMP TABLE hb_ip_exact AS
+SELECT q.id, (SELECT id FROM hb ORDER BY v <#> q.v LIMIT 1) AS n
+FROM hb q WHERE q.id BETWEEN 101 AND 300;
+DROP INDEX hb_l2;
+CREATE INDEX hb_sk ON hb USING omen_hnsw (v) WITH (sketch = on);
+CREATE INDEX hb_skc ON hb USING omen_hnsw (v vector_cosine_ops) WITH (sketch = on);
+CREATE INDEX hb_ski ON hb USING omen_hnsw (v vector_ip_ops) WITH (sketch = on);
+SELECT pivot_level, pivots BETWEEN 500 AND 750 AS all_above_layer0,
+       pivot_groups BETWEEN 10 AND 100 AS grouped
+FROM omen_hnsw_info('hb_sk');
+SET enable_seqscan = off;
+SET omen.hnsw_ef_search = 40;
+SELECT count(*) FILTER (WHERE n <> q.id) <= 12 AS pivots_few_miss_l2 FROM hb q,
+  LATERAL (SELECT id AS n FROM hb ORDER BY v <-> q.v LIMIT 1) s;
+SELECT count(*) FILTER (WHERE n <> q.id) <= 12 AS pivots_few_miss_cos FROM hb q,
+  LATERAL (SELECT id AS n FROM hb ORDER BY v <=> q.v LIMIT 1) s;
+SELECT count(*) FILTER (WHERE s.n = e.n) >= 190 AS pivots_ip_found
+FROM hb_ip_exact e JOIN hb q USING (id),
+  LATERAL (SELECT id AS n FROM hb ORDER BY v <#> q.v LIMIT 1) s;
+ROLLBACK;
 
 -- a parallel build (workers started by omen itself) gives the same index
 SET max_parallel_maintenance_workers = 2;
@@ -231,9 +259,10 @@ SELECT i.relname, x.storage, x.sketch_bits, x.unsketched_edges, x.pages
 FROM pg_class i, omen_hnsw_info(i.oid) x
 WHERE i.relname LIKE 'hw\_%' ORDER BY i.relname;
 SELECT sketch_bits FROM omen_hnsw_info('hb_l2');
--- with sketches, the build's nodes of the highest levels are pivots (at
--- most 1,024; here every node above layer 0) that scans start from
-SELECT pivots > 0 AS has_pivots, pivots < live_nodes / 4 AS few_pivots, pivot_level
+-- with sketches, the build's nodes above layer 0 are pivots (at most
+-- 4,096; 17 here, one top heading a group of the other 16) that scans
+-- start from
+SELECT pivots, pivot_groups, pivot_level
 FROM omen_hnsw_info('hw_auto');
 SELECT pivots, pivot_level FROM omen_hnsw_info('hw_off');
 -- a scan with auto's sketches finds each row as its own nearest
@@ -241,6 +270,13 @@ DROP INDEX hw_half, hw_half_on, hw_off, hw_l1;
 SET enable_seqscan = off;
 SET omen.hnsw_ef_search = 20;
 SELECT count(*) FILTER (WHERE n = q.id) AS self_first_auto FROM hw q,
+  LATERAL (SELECT id AS n FROM hw ORDER BY v <-> q.v LIMIT 1) s;
+-- with m = 32 no node is above level 1 here: no tops, and a scan ranks
+-- the pivots all together
+DROP INDEX hw_auto;
+CREATE INDEX hw_m32 ON hw USING omen_hnsw (v) WITH (m = 32, sketch = on);
+SELECT pivots, pivot_groups, pivot_level FROM omen_hnsw_info('hw_m32');
+SELECT count(*) FILTER (WHERE n = q.id) AS self_first_m32 FROM hw q,
   LATERAL (SELECT id AS n FROM hw ORDER BY v <-> q.v LIMIT 1) s;
 RESET omen.hnsw_ef_search;
 RESET enable_seqscan;

@@ -240,7 +240,8 @@ CREATE FUNCTION omen_hnsw_info(index regclass,
 	OUT avg_degree_layer0 float8, OUT dimensions int, OUT m int,
 	OUT ef_construction int, OUT storage text, OUT metric text,
 	OUT size_bytes bigint, OUT codes text, OUT sketch_bits int,
-	OUT unsketched_edges bigint, OUT pivots int, OUT pivot_level int)
+	OUT unsketched_edges bigint, OUT pivots int, OUT pivot_level int,
+	OUT pivot_groups int)
 	AS 'MODULE_PATHNAME' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
 
 -- omen_diskann: Vamana graph walked on compressed codes, updated in place

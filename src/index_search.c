@@ -149,6 +149,26 @@ OmenGraphSearchAddEntry(OmenGraphSearch *s, uint64 id)
 	return true;
 }
 
+/*
+ * Add a starting node the caller visited itself (ops->visit, in a batch
+ * with others); false if it was already met
+ */
+bool
+OmenGraphSearchAddVisited(OmenGraphSearch *s, uint64 id, const OmenVisit *v)
+{
+	OmenCand	c;
+
+	Assert(v->ok);
+	if (OmenVisitedTestAndSet(&s->visited, id))
+		return false;
+	s->ndistances++;
+	c.id = id;
+	c.dist = v->dist;
+	c.aux = v->aux;
+	Offer(s, c, v->isresult);
+	return true;
+}
+
 /* Add a starting node whose distance is already known (a result) */
 void
 OmenGraphSearchAddCand(OmenGraphSearch *s, OmenCand c)

@@ -307,6 +307,8 @@ extern void OmenGraphSearchInit(OmenGraphSearch *s, const OmenGraphOps *ops,
 extern void OmenGraphSearchReset(OmenGraphSearch *s, int ef);
 extern void OmenGraphSearchFree(OmenGraphSearch *s);
 extern bool OmenGraphSearchAddEntry(OmenGraphSearch *s, uint64 id);
+extern bool OmenGraphSearchAddVisited(OmenGraphSearch *s, uint64 id,
+									  const OmenVisit *v);
 extern void OmenGraphSearchAddCand(OmenGraphSearch *s, OmenCand c);
 extern void OmenGraphSearchRun(OmenGraphSearch *s, int layer);
 extern int	OmenGraphSearchTakeResults(OmenGraphSearch *s, OmenCand **out);

@@ -288,8 +288,9 @@ omen_hnsw_info(PG_FUNCTION_ARGS)
 				degree0 = 0,
 				unsketched = 0;
 	int			maxlevel = -1;
-	Datum		values[18];
-	bool		nulls[18] = {0};
+	int			groups = 0;
+	Datum		values[19];
+	bool		nulls[19] = {0};
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -355,6 +356,18 @@ omen_hnsw_info(PG_FUNCTION_ARGS)
 		UnlockReleaseBuffer(buf);
 	}
 
+	/* the pivots' tops (each heads a group), read as scans read them */
+	if (meta.npivots > 0)
+	{
+		HnswShared	hs;
+		const HnswPivots *pv;
+
+		HnswInitShared(&hs, index);
+		pv = HnswGetPivots(&hs);
+		groups = pv ? pv->ntops : 0;
+		HnswFreeShared(&hs);
+	}
+
 	values[0] = Int64GetDatum(nblocks);
 	values[1] = Int64GetDatum(live);
 	values[2] = Int64GetDatum(deleted);
@@ -374,6 +387,7 @@ omen_hnsw_info(PG_FUNCTION_ARGS)
 	values[15] = Int64GetDatum(unsketched);
 	values[16] = Int32GetDatum(meta.npivots);
 	values[17] = Int32GetDatum(meta.pivot_level);
+	values[18] = Int32GetDatum(groups);
 
 	index_close(index, AccessShareLock);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));

@@ -79,7 +79,7 @@ typedef struct HnswOptions
 
 #define HNSW_METAPAGE_BLKNO			0
 #define HNSW_MAGIC					0x484E5357	/* "HNSW" */
-#define HNSW_VERSION				3
+#define HNSW_VERSION				4
 
 /*
  * The meta page: parameters fixed at build time and the entry point.  The
@@ -105,26 +105,47 @@ typedef struct HnswMetaPageData
 	BlockNumber pivot_blkno;	/* first of the pivot pages */
 	uint16		npivots;		/* 0: none */
 	uint8		pivot_level;	/* the pivots: the build's nodes of at least
-								 * this level */
+								 * this level (see HnswPivotData) */
 } HnswMetaPageData;
 
 /*
- * Pivots (with edge sketches): the build's nodes of the highest levels, at
- * most HNSW_MAX_PIVOTS, each with its projection on the sketch basis, kept
- * on pages of the basis's kind after the data pages.  A scan picks the
- * nodes to start from by their projections instead of walking down the
- * layers above theirs.  They are hints: VACUUM may free a pivot and an
- * insert take its slots, which the stamp (0 for the build's nodes) and the
- * level tell.
+ * Pivots (with edge sketches): the build's nodes of level pivot_level or
+ * more, for the lowest pivot_level >= 1 that leaves at most
+ * HNSW_MAX_PIVOTS of them, each with its projection on the sketch basis,
+ * kept on pages of the basis's kind after the data pages.  A scan picks
+ * the nodes to start from by their projections instead of walking down
+ * the layers above theirs (with pivot_level 1, it starts on layer 0).
+ *
+ * They come in two tiers: first the tops (level above pivot_level), then
+ * the members (level pivot_level), grouped under the top nearest each by
+ * projection: top j's nmembers follow those of the tops before it.  A scan
+ * ranks the tops, then only the members of the HNSW_PIVOT_GROUPS nearest
+ * tops.  With no tops (a small index) the members are ranked flat.
+ *
+ * They are hints: VACUUM may free a pivot and an insert take its slots,
+ * which the stamp (0 for the build's nodes) and the level tell.
  */
-#define HNSW_MAX_PIVOTS				1024
+#define HNSW_MAX_PIVOTS				4096
 #define HNSW_PIVOT_PICK				4	/* pivots a scan starts from */
+#define HNSW_PIVOT_GROUPS			4	/* tops whose members a scan ranks */
+
+/* The pivots as a scan ranks them (HnswGetPivots), in the pages' order */
+typedef struct HnswPivots
+{
+	int			n;
+	int			ntops;			/* [0, ntops): the tops */
+	const uint16 *proj;			/* n x sketch_bits halves */
+	const ItemPointerData *tids;
+	const uint8 *levels;
+	const int  *gstart;			/* top j's members: [gstart[j], gstart[j+1]) */
+} HnswPivots;
 
 typedef struct HnswPivotData
 {
 	ItemPointerData tid;		/* the element */
 	uint8		level;
 	uint8		unused;
+	uint16		nmembers;		/* a top's group size; 0 for a member */
 	uint16		proj[FLEXIBLE_ARRAY_MEMBER];	/* sketch_bits halves */
 } HnswPivotData;
 
@@ -395,8 +416,7 @@ extern float HnswGetAlpha(Relation index);
 extern int	HnswGetStorage(Relation index);
 extern int	HnswGetSketchOption(Relation index);
 extern bool HnswSketchWanted(int mode, int dim, int storage, int m, int bits);
-extern const float *HnswGetPivots(HnswShared *hs, const ItemPointerData **tids,
-								  const uint8 **levels);
+extern const HnswPivots *HnswGetPivots(HnswShared *hs);
 extern void HnswReadMeta(Relation index, HnswMetaPageData *meta);
 extern void HnswInitShared(HnswShared *hs, Relation index);
 extern void HnswRefreshEntry(HnswShared *hs);

@@ -756,9 +756,11 @@ WriteSketchBasis(HnswBuildState *bs)
 }
 
 /*
- * With sketches, after the data pages: the pivots, the nodes of the
- * highest levels (at most HNSW_MAX_PIVOTS, all of level pivot_level or
- * more, pivot_level >= 1) with their projections.  page is scratch.
+ * With sketches, after the data pages: the pivots (see HnswPivotData), the
+ * nodes of level pivot_level or more, at most HNSW_MAX_PIVOTS, with their
+ * projections.  First the tops, each with the size of its group, then the
+ * members, group by group.  A node whose projection is beyond the half
+ * range is left out.  page is scratch.
  */
 static void
 WritePivots(HnswBuildState *bs, const float *proj, Page page)
@@ -772,6 +774,10 @@ WritePivots(HnswBuildState *bs, const float *proj, Page page)
 	int			atlevel[HNSW_MAX_LEVEL + 2] = {0};
 	int			level;
 	int			count = 0;
+	int		   *order;
+	int		   *group;
+	int		   *gsize;
+	int			ntops = 0;
 	int			n = 0;
 
 	hs->npivots = 0;
@@ -789,35 +795,91 @@ WritePivots(HnswBuildState *bs, const float *proj, Page page)
 	if (count == 0 || level > HNSW_MAX_LEVEL)
 		return;
 
+	/* order[0, ntops): the tops; then the members, for now in node order */
+	order = palloc(sizeof(int) * count);
+	for (int pass = 0; pass < 2; pass++)
+	{
+		for (int i = 0; i < nnodes; i++)
+		{
+			int			l = GNode(g, i)->level;
+
+			if ((pass == 0 ? l > level : l == level) &&
+				HnswFitsHalf(proj + (Size) i * bits, bits))
+				order[n++] = i;
+		}
+		if (pass == 0)
+			ntops = n;
+	}
+
+	/* each member's group: the top nearest it by projection */
+	group = palloc(sizeof(int) * n);
+	gsize = palloc0(sizeof(int) * (ntops + 1));
+	for (int k = ntops; k < n; k++)
+	{
+		const float *p = proj + (Size) order[k] * bits;
+		float		best = INFINITY;
+		int			j = 0;
+
+		CHECK_FOR_INTERRUPTS();
+		for (int t = 0; t < ntops; t++)
+		{
+			float		d = omen_kernels->l2sq(p, proj + (Size) order[t] * bits,
+											   bits);
+
+			if (d < best)
+			{
+				best = d;
+				j = t;
+			}
+		}
+		group[k] = j;
+		gsize[j]++;
+	}
+	/* the members, group by group (a stable counting sort) */
+	if (ntops > 0)
+	{
+		int		   *start = palloc(sizeof(int) * ntops);
+		int		   *sorted = palloc(sizeof(int) * n);
+
+		start[0] = ntops;
+		for (int t = 1; t < ntops; t++)
+			start[t] = start[t - 1] + gsize[t - 1];
+		for (int k = ntops; k < n; k++)
+			sorted[start[group[k]]++] = order[k];
+		memcpy(order + ntops, sorted + ntops, sizeof(int) * (n - ntops));
+		pfree(start);
+		pfree(sorted);
+	}
+
 	hs->pivot_blkno = RelationGetNumberOfBlocks(bs->index);
 	hs->pivot_level = level;
 	OmenInitPage(page, HNSW_PAGE_BASIS);
-	for (int i = 0; i < nnodes; i++)
+	for (int k = 0; k < n; k++)
 	{
-		GraphNode  *node = GNode(g, i);
+		GraphNode  *node = GNode(g, order[k]);
 		HnswPivotData *rec;
-		const float *p = proj + (Size) i * bits;
 
-		if (node->level < level || !HnswFitsHalf(p, bits))
-			continue;			/* below, or beyond the half range */
-		if (n > 0 && n % perpage == 0)
+		if (k > 0 && k % perpage == 0)
 		{
 			FlushPage(bs, page);
 			OmenInitPage(page, HNSW_PAGE_BASIS);
 		}
 		rec = (HnswPivotData *) (PageGetContents(page) +
-								 (Size) (n % perpage) * recsize);
+								 (Size) (k % perpage) * recsize);
 		rec->tid = node->tid;
 		rec->level = (uint8) node->level;
 		rec->unused = 0;
-		OmenFloatToHalf(p, rec->proj, bits);
+		rec->nmembers = (uint16) (k < ntops ? gsize[k] : 0);
+		OmenFloatToHalf(proj + (Size) order[k] * bits, rec->proj, bits);
 		((PageHeader) page)->pd_lower =
 			((char *) rec + recsize) - (char *) page;
-		n++;
 	}
 	if (n > 0)
 		FlushPage(bs, page);
 	hs->npivots = n;
+	pfree(order);
+	pfree(group);
+	pfree(gsize);
 }
 
 /*

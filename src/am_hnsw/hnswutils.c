@@ -132,9 +132,7 @@ typedef struct HnswAmCache
 	uint32		bits;
 	uint32		dim;
 	int			npivots;		/* -1: not read yet */
-	float	   *pivot_proj;		/* npivots x bits, in the same chunk */
-	ItemPointerData *pivot_tids;
-	uint8	   *pivot_levels;
+	HnswPivots	pivots;			/* arrays in the same chunk */
 	float		basis[FLEXIBLE_ARRAY_MEMBER];
 } HnswAmCache;
 
@@ -191,12 +189,13 @@ HnswGetBasis(HnswShared *hs)
 }
 
 /*
- * The pivots (projections, npivots x sketch_bits floats; their elements and
- * levels), kept in rd_amcache with the basis once read; NULL if none.
+ * The pivots, kept in rd_amcache with the basis once read (their
+ * projections stay halves: 4,096 pivots of 64 bits take 0.5 MB); NULL if
+ * none.  The pointer is good until the next read of a buffer, which can
+ * flush the cache.
  */
-const float *
-HnswGetPivots(HnswShared *hs, const ItemPointerData **tids,
-			  const uint8 **levels)
+const HnswPivots *
+HnswGetPivots(HnswShared *hs)
 {
 	Relation	index = hs->index;
 	HnswAmCache *cache;
@@ -207,7 +206,6 @@ HnswGetPivots(HnswShared *hs, const ItemPointerData **tids,
 	Size		recsize = HNSW_PIVOT_SIZE(bits);
 	int			perpage = HNSW_PAGE_CAPACITY / recsize;
 	int			n = hs->npivots;
-	char	   *p;
 
 	if (bits == 0 || n <= 0)
 		return NULL;
@@ -218,13 +216,21 @@ HnswGetPivots(HnswShared *hs, const ItemPointerData **tids,
 		/*
 		 * Read into this context first, so that a page found corrupt leaves
 		 * nothing behind in the relcache's; then one chunk there: the basis,
-		 * then the pivots.
+		 * then the pivots' arrays.
 		 */
-		Size		pivsize = (sizeof(float) * bits + sizeof(ItemPointerData) + 1) * n;
+		Size		projsize = MAXALIGN(sizeof(uint16) * bits * n);
+		Size		tidsize = MAXALIGN(sizeof(ItemPointerData) * n);
+		Size		levelsize = MAXALIGN(n);
+		Size		pivsize = projsize + tidsize + levelsize +
+			sizeof(int) * (n + 1);
 		char	   *tmp = palloc(pivsize);
-		float	   *tproj = (float *) tmp;
-		ItemPointerData *ttids = (ItemPointerData *) (tmp + sizeof(float) * bits * n);
-		uint8	   *tlevels = (uint8 *) (ttids + n);
+		uint16	   *tproj = (uint16 *) tmp;
+		ItemPointerData *ttids = (ItemPointerData *) (tmp + projsize);
+		uint8	   *tlevels = (uint8 *) (tmp + projsize + tidsize);
+		int		   *tgstart = (int *) (tmp + projsize + tidsize + levelsize);
+		int			ntops = 0;
+		int			members = 0;
+		char	   *p;
 
 		for (int i = 0; i < n; i += perpage)
 		{
@@ -240,10 +246,32 @@ HnswGetPivots(HnswShared *hs, const ItemPointerData **tids,
 
 				ttids[j] = rec->tid;
 				tlevels[j] = rec->level;
-				OmenHalfToFloat(rec->proj, tproj + (Size) j * bits, bits);
+				memcpy(tproj + (Size) j * bits, rec->proj,
+					   sizeof(uint16) * bits);
+				if (rec->level > hs->pivot_level && j == ntops)
+				{
+					tgstart[ntops] = rec->nmembers;
+					ntops++;
+				}
 			}
 			UnlockReleaseBuffer(buf);
 		}
+		/* the groups' starts; their sizes must add up to the members */
+		for (int j = 0; j < ntops; j++)
+		{
+			int			size = tgstart[j];
+
+			tgstart[j] = ntops + members;
+			members += size;
+		}
+		tgstart[ntops] = ntops + members;
+		if (ntops > 0 && ntops + members != n)
+			ereport(ERROR,
+					(errcode(ERRCODE_INDEX_CORRUPTED),
+					 errmsg("omen_hnsw index \"%s\": the pivots' groups hold %d members, not %d",
+							RelationGetRelationName(index), members,
+							n - ntops)));
+
 		(void) HnswGetBasis(hs);	/* in case the reads flushed the cache */
 		cache = (HnswAmCache *) index->rd_amcache;
 		grown = MemoryContextAlloc(index->rd_indexcxt,
@@ -252,17 +280,18 @@ HnswGetPivots(HnswShared *hs, const ItemPointerData **tids,
 		p = (char *) grown + MAXALIGN(basissize);
 		memcpy(p, tmp, pivsize);
 		pfree(tmp);
-		grown->pivot_proj = (float *) p;
-		grown->pivot_tids = (ItemPointerData *) (p + sizeof(float) * bits * n);
-		grown->pivot_levels = (uint8 *) (grown->pivot_tids + n);
+		grown->pivots.n = n;
+		grown->pivots.ntops = ntops;
+		grown->pivots.proj = (const uint16 *) p;
+		grown->pivots.tids = (const ItemPointerData *) (p + projsize);
+		grown->pivots.levels = (const uint8 *) (p + projsize + tidsize);
+		grown->pivots.gstart = (const int *) (p + projsize + tidsize + levelsize);
 		grown->npivots = n;
 		pfree(cache);
 		index->rd_amcache = grown;
 		cache = grown;
 	}
-	*tids = cache->pivot_tids;
-	*levels = cache->pivot_levels;
-	return cache->pivot_proj;
+	return &cache->pivots;
 }
 
 /* The bits per edge sketch for an index of dim dimensions and this metric */
@@ -1008,25 +1037,58 @@ HnswDiskSearchFree(HnswDiskSearch *ds)
 		pfree(ds->qproj);
 }
 
+/* Keep the max nearest (i, d) in idx/dist, nearest first */
+static inline void
+KeepNearest(int *idx, float *dist, int *count, int max, int i, float d)
+{
+	int			k;
+
+	if (*count == max && d >= dist[max - 1])
+		return;
+	k = *count < max ? (*count)++ : max - 1;
+	for (; k > 0 && dist[k - 1] > d; k--)
+	{
+		dist[k] = dist[k - 1];
+		idx[k] = idx[k - 1];
+	}
+	dist[k] = d;
+	idx[k] = i;
+}
+
+/* How far pivot i's projection is from the query's, as pivots are ranked */
+static inline float
+PivotDistance(HnswDiskSearch *ds, const HnswPivots *pv, int i)
+{
+	int			bits = ds->hs->sketch_bits;
+	float		p[OMEN_SKETCH_MAX_BITS];
+
+	OmenHalfToFloat(pv->proj + (Size) i * bits, p, bits);
+	/* inner product ranks by the projections' dot product */
+	return ds->hs->dist.metric == OMEN_METRIC_IP ?
+		-omen_kernels->ip(ds->qproj, p, bits) :
+		omen_kernels->l2sq(ds->qproj, p, bits);
+}
+
 /*
- * Start a scan's search from the pivots whose projections are nearest the
- * query's (by L2 between projections, or for inner product their largest
- * dot products; HNSW_PIVOT_PICK of them, read with their code distances) instead
- * of walking down from the entry point: they stand for every node of
- * their level, where the walk would have kept width of them.  Then walk
- * from layer pivot_level - 1 down to layer 1 keeping width nodes a layer,
- * leaving the search seeded for layer 0 with ef.  A pivot that is no longer
- * the build's node (VACUUM freed it, or an insert took its slots: the
- * stamp is not 0) is passed over.  Returns false, with nothing seeded, when
- * the index has no pivots, the query no projection, or no pivot is left.
+ * Start a scan's search from the HNSW_PIVOT_PICK pivots whose projections
+ * are nearest the query's (by L2 between projections, or for inner product
+ * their largest dot products): rank the tops, then the members of the
+ * HNSW_PIVOT_GROUPS nearest tops (all the members if there are no tops),
+ * and read the picked elements in one batch.  They stand for every node of
+ * their level, where a walk down from the entry point would have kept
+ * width of them.  Then walk from layer pivot_level - 1 down to layer 1
+ * keeping width nodes a layer (no walk when pivot_level is 1), leaving the
+ * search seeded for layer 0 with ef.  A pivot that is no longer the
+ * build's node (VACUUM freed it, or an insert took its slots: the stamp is
+ * not 0, or the level differs) is passed over.  Returns false, with
+ * nothing seeded, when the index has no pivots, the query no projection,
+ * or no pivot is left.
  */
 bool
 HnswDiskDescendPivots(HnswDiskSearch *ds, int ef, int width)
 {
 	HnswShared *hs = ds->hs;
-	const ItemPointerData *tids;
-	const uint8 *levels;
-	const float *proj;
+	const HnswPivots *pv;
 	int			pick[HNSW_PIVOT_PICK];
 	float		pickd[HNSW_PIVOT_PICK];
 	ItemPointerData picktids[HNSW_PIVOT_PICK];
@@ -1036,49 +1098,69 @@ HnswDiskDescendPivots(HnswDiskSearch *ds, int ef, int width)
 
 	if (ds->qproj == NULL || hs->npivots <= 0 || hs->pivot_level < 1)
 		return false;
-	proj = HnswGetPivots(hs, &tids, &levels);
-	if (proj == NULL)
+	pv = HnswGetPivots(hs);
+	if (pv == NULL)
 		return false;
-	for (int i = 0; i < hs->npivots; i++)
+	if (pv->ntops == 0)
 	{
-		const float *p = proj + (Size) i * hs->sketch_bits;
-
-		/* inner product ranks by the projections' dot product */
-		float		d = hs->dist.metric == OMEN_METRIC_IP ?
-			-omen_kernels->ip(ds->qproj, p, hs->sketch_bits) :
-			omen_kernels->l2sq(ds->qproj, p, hs->sketch_bits);
-		int			k;
-
-		if (npick == HNSW_PIVOT_PICK && d >= pickd[npick - 1])
-			continue;
-		k = npick < HNSW_PIVOT_PICK ? npick++ : npick - 1;
-		for (; k > 0 && pickd[k - 1] > d; k--)
-		{
-			pickd[k] = pickd[k - 1];
-			pick[k] = pick[k - 1];
-		}
-		pickd[k] = d;
-		pick[k] = i;
+		for (int i = 0; i < pv->n; i++)
+			KeepNearest(pick, pickd, &npick, HNSW_PIVOT_PICK, i,
+						PivotDistance(ds, pv, i));
 	}
+	else
+	{
+		int			group[HNSW_PIVOT_GROUPS];
+		float		groupd[HNSW_PIVOT_GROUPS];
+		int			ngroup = 0;
+
+		for (int j = 0; j < pv->ntops; j++)
+		{
+			float		d = PivotDistance(ds, pv, j);
+
+			KeepNearest(pick, pickd, &npick, HNSW_PIVOT_PICK, j, d);
+			KeepNearest(group, groupd, &ngroup, HNSW_PIVOT_GROUPS, j, d);
+		}
+		for (int g = 0; g < ngroup; g++)
+			for (int i = pv->gstart[group[g]]; i < pv->gstart[group[g] + 1]; i++)
+				KeepNearest(pick, pickd, &npick, HNSW_PIVOT_PICK, i,
+							PivotDistance(ds, pv, i));
+	}
+	if (npick == 0)
+		return false;
 
 	/* copied: the reads below must not depend on rd_amcache staying put */
 	for (int i = 0; i < npick; i++)
 	{
-		picktids[i] = tids[pick[i]];
-		picklevels[i] = levels[pick[i]];
+		picktids[i] = pv->tids[pick[i]];
+		picklevels[i] = pv->levels[pick[i]];
 	}
 
-	OmenGraphSearchReset(&ds->search, Max(width, 1));
-	for (int i = 0; i < npick; i++)
+	/*
+	 * Above layer 1 the walk keeps width nodes; seeding layer 0 directly,
+	 * keep every pick
+	 */
+	OmenGraphSearchReset(&ds->search, hs->pivot_level == 1 ?
+						 Max(width, npick) : Max(width, 1));
 	{
-		ItemPointerData tid = picktids[i];
-		HnswNode	node;
+		uint64		ids[HNSW_PIVOT_PICK];
+		OmenVisit	out[HNSW_PIVOT_PICK];
 
-		if (!HnswReadElementNode(hs, &tid, &node) || node.version != 0 ||
-			node.level != picklevels[i])
-			continue;
-		if (OmenGraphSearchAddEntry(&ds->search, OmenTidToId(&tid)))
-			any = true;
+		/* one batch, so that the reads overlap */
+		for (int i = 0; i < npick; i++)
+			ids[i] = OmenTidToId(&picktids[i]);
+		ReadBatch(ds, ids, npick, out, false);
+		for (int i = 0; i < npick; i++)
+		{
+			const HnswNode *node;
+
+			if (!out[i].ok)
+				continue;
+			node = &ds->nodes[out[i].aux];
+			if (node->version != 0 || node->level != picklevels[i])
+				continue;
+			if (OmenGraphSearchAddVisited(&ds->search, ids[i], &out[i]))
+				any = true;
+		}
 	}
 	if (!any)
 		return false;
