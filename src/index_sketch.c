@@ -159,12 +159,21 @@ OmenSketchSigns(const float *a, const float *b, int r)
 	return bits;
 }
 
-/* cos(pi * k / r) for k = 0 .. r */
+/* cos(pi * k / r) for k = 0 .. r (computed once per r in a backend) */
 void
 OmenSketchCosTable(int r, float *table)
 {
-	for (int k = 0; k <= r; k++)
-		table[k] = (float) cos(M_PI * k / r);
+	static float cached[OMEN_SKETCH_MAX_BITS + 1];
+	static int	cached_r = 0;
+
+	Assert(r > 0 && r <= OMEN_SKETCH_MAX_BITS);
+	if (r != cached_r)
+	{
+		for (int k = 0; k <= r; k++)
+			cached[k] = (float) cos(M_PI * k / r);
+		cached_r = r;
+	}
+	memcpy(table, cached, sizeof(float) * (r + 1));
 }
 
 /*

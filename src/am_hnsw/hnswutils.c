@@ -190,8 +190,8 @@ HnswGetBasis(HnswShared *hs)
 
 /*
  * The pivots, kept in rd_amcache with the basis once read (their
- * projections stay halves: 4,096 pivots of 64 bits take 0.5 MB); NULL if
- * none.  The pointer is good until the next read of a buffer, which can
+ * projections stay halves, 0.5 MB for 4,096 pivots of 64 bits, but the
+ * tops', which every scan ranks, are kept as float4 too); NULL if none.  The pointer is good until the next read of a buffer, which can
  * flush the cache.
  */
 const HnswPivots *
@@ -221,13 +221,14 @@ HnswGetPivots(HnswShared *hs)
 		Size		projsize = MAXALIGN(sizeof(uint16) * bits * n);
 		Size		tidsize = MAXALIGN(sizeof(ItemPointerData) * n);
 		Size		levelsize = MAXALIGN(n);
-		Size		pivsize = projsize + tidsize + levelsize +
-			sizeof(int) * (n + 1);
+		Size		gstartsize = MAXALIGN(sizeof(int) * (n + 1));
+		Size		pivsize = projsize + tidsize + levelsize + gstartsize;
 		char	   *tmp = palloc(pivsize);
 		uint16	   *tproj = (uint16 *) tmp;
 		ItemPointerData *ttids = (ItemPointerData *) (tmp + projsize);
 		uint8	   *tlevels = (uint8 *) (tmp + projsize + tidsize);
 		int		   *tgstart = (int *) (tmp + projsize + tidsize + levelsize);
+		float	   *topproj;
 		int			ntops = 0;
 		int			members = 0;
 		char	   *p;
@@ -275,17 +276,22 @@ HnswGetPivots(HnswShared *hs)
 		(void) HnswGetBasis(hs);	/* in case the reads flushed the cache */
 		cache = (HnswAmCache *) index->rd_amcache;
 		grown = MemoryContextAlloc(index->rd_indexcxt,
-								   MAXALIGN(basissize) + pivsize);
+								   MAXALIGN(basissize) + pivsize +
+								   sizeof(float) * bits * ntops);
 		memcpy(grown, cache, basissize);
 		p = (char *) grown + MAXALIGN(basissize);
 		memcpy(p, tmp, pivsize);
 		pfree(tmp);
+		/* the tops, ranked by every scan, as float4 */
+		topproj = (float *) (p + pivsize);
+		OmenHalfToFloat((const uint16 *) p, topproj, bits * ntops);
 		grown->pivots.n = n;
 		grown->pivots.ntops = ntops;
 		grown->pivots.proj = (const uint16 *) p;
 		grown->pivots.tids = (const ItemPointerData *) (p + projsize);
 		grown->pivots.levels = (const uint8 *) (p + projsize + tidsize);
 		grown->pivots.gstart = (const int *) (p + projsize + tidsize + levelsize);
+		grown->pivots.topproj = topproj;
 		grown->npivots = n;
 		pfree(cache);
 		index->rd_amcache = grown;
@@ -1060,9 +1066,16 @@ static inline float
 PivotDistance(HnswDiskSearch *ds, const HnswPivots *pv, int i)
 {
 	int			bits = ds->hs->sketch_bits;
-	float		p[OMEN_SKETCH_MAX_BITS];
+	float		buf[OMEN_SKETCH_MAX_BITS];
+	const float *p;
 
-	OmenHalfToFloat(pv->proj + (Size) i * bits, p, bits);
+	if (i < pv->ntops)
+		p = pv->topproj + (Size) i * bits;
+	else
+	{
+		OmenHalfToFloat(pv->proj + (Size) i * bits, buf, bits);
+		p = buf;
+	}
 	/* inner product ranks by the projections' dot product */
 	return ds->hs->dist.metric == OMEN_METRIC_IP ?
 		-omen_kernels->ip(ds->qproj, p, bits) :
