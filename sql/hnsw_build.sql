@@ -64,8 +64,8 @@ SELECT count(*) FILTER (WHERE n <> q.id) <= 12 AS few_rows_miss_themselves FROM 
 RESET omen.hnsw_ef_search;
 RESET enable_seqscan;
 DROP INDEX hb_ip, hb_cos, hb_l1;
--- with sketches (32 bits here, one per dimension) every node above layer
--- 0 is a pivot (up to 4,096): the tops (level 2 and above) each head a
+-- every node above layer 0 is a pivot (up to 4,096; here with sketches,
+-- 32 bits, one per dimension): the tops (level 2 and above) each head a
 -- group of the level-1 nodes nearest them by projection.  A scan ranks
 -- the tops, then the members of the 4 nearest groups, and starts on layer
 -- 0 from the best 4 members or tops.  It still keeps to the right
@@ -244,8 +244,9 @@ RESET enable_seqscan;
 -- their lists and line pointers, leaving room for nodes of higher levels),
 -- not half vectors (four a page, three with sketches), nor 32 dimensions
 -- (hb_l2: 21 a page, 9 with sketches); on and off choose; L1 has none.
--- The sketched index has the basis pages besides (64 x 768 floats: 25
--- pages) and a page of pivots, and no more data pages.
+-- Every index but L1's has the basis pages besides (64 x 768 floats: 25
+-- pages) and a page of pivots: with sketches or without (hw_auto, hw_off)
+-- the same pages, and L1's 26 fewer.
 SELECT setseed(0.25);
 CREATE TABLE hw (id int, v vector(768));
 INSERT INTO hw SELECT i, (SELECT array_agg(random()::real) FROM generate_series(1, 768) d WHERE i > 0)::vector
@@ -259,12 +260,13 @@ SELECT i.relname, x.storage, x.sketch_bits, x.unsketched_edges, x.pages
 FROM pg_class i, omen_hnsw_info(i.oid) x
 WHERE i.relname LIKE 'hw\_%' ORDER BY i.relname;
 SELECT sketch_bits FROM omen_hnsw_info('hb_l2');
--- with sketches, the build's nodes above layer 0 are pivots (at most
--- 4,096; 17 here, one top heading a group of the other 16) that scans
--- start from
+-- the build's nodes above layer 0 are pivots (at most 4,096; 17 here,
+-- one top heading a group of the other 16) that scans start from, with
+-- sketches or without; L1 has none
 SELECT pivots, pivot_groups, pivot_level
 FROM omen_hnsw_info('hw_auto');
-SELECT pivots, pivot_level FROM omen_hnsw_info('hw_off');
+SELECT i.relname, x.pivots, x.pivot_level FROM pg_class i, omen_hnsw_info(i.oid) x
+WHERE i.relname IN ('hw_off', 'hw_l1') ORDER BY i.relname;
 -- a scan with auto's sketches finds each row as its own nearest
 DROP INDEX hw_half, hw_half_on, hw_off, hw_l1;
 SET enable_seqscan = off;

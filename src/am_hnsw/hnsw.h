@@ -100,7 +100,9 @@ typedef struct HnswMetaPageData
 	BlockNumber free_page;		/* first page that may hold a free slot */
 	uint64		inserted;		/* elements ever written (statistics) */
 	uint16		sketch_bits;	/* edge sketches: bits per edge, 0 = none */
-	BlockNumber basis_blkno;	/* first of the basis pages (sketch_bits x
+	uint16		proj_bits;		/* the basis's rows (sketch_bits with sketches;
+								 * the pivots also use it), 0 = no basis */
+	BlockNumber basis_blkno;	/* first of the basis pages (proj_bits x
 								 * dim floats) */
 	BlockNumber pivot_blkno;	/* first of the pivot pages */
 	uint16		npivots;		/* 0: none */
@@ -109,9 +111,10 @@ typedef struct HnswMetaPageData
 } HnswMetaPageData;
 
 /*
- * Pivots (with edge sketches): the build's nodes of level pivot_level or
- * more, for the lowest pivot_level >= 1 that leaves at most
- * HNSW_MAX_PIVOTS of them, each with its projection on the sketch basis,
+ * Pivots (every index with a basis: L2, cosine, inner product, with or
+ * without edge sketches): the build's nodes of level pivot_level or more,
+ * for the lowest pivot_level >= 1 that leaves at most HNSW_MAX_PIVOTS of
+ * them, each with its projection on the basis,
  * kept on pages of the basis's kind after the data pages.  A scan picks
  * the nodes to start from by their projections instead of walking down
  * the layers above theirs (with pivot_level 1, it starts on layer 0).
@@ -134,8 +137,8 @@ typedef struct HnswPivots
 {
 	int			n;
 	int			ntops;			/* [0, ntops): the tops */
-	const uint16 *proj;			/* n x sketch_bits halves */
-	const float *topproj;		/* the tops' as float4: ntops x sketch_bits */
+	const uint16 *proj;			/* n x proj_bits halves */
+	const float *topproj;		/* the tops' as float4: ntops x proj_bits */
 	const ItemPointerData *tids;
 	const uint8 *levels;
 	const int  *gstart;			/* top j's members: [gstart[j], gstart[j+1]) */
@@ -147,7 +150,7 @@ typedef struct HnswPivotData
 	uint8		level;
 	uint8		unused;
 	uint16		nmembers;		/* a top's group size; 0 for a member */
-	uint16		proj[FLEXIBLE_ARRAY_MEMBER];	/* sketch_bits halves */
+	uint16		proj[FLEXIBLE_ARRAY_MEMBER];	/* proj_bits halves */
 } HnswPivotData;
 
 /*
@@ -366,6 +369,7 @@ typedef struct HnswShared
 	int			entry_level;	/* -1: empty */
 	float	   *scratch;		/* dim floats: a decoded half vector */
 	int			sketch_bits;	/* 0: no edge sketches */
+	int			proj_bits;		/* 0: no basis (nor pivots) */
 	BlockNumber basis_blkno;	/* the basis: HnswGetBasis() */
 	BlockNumber pivot_blkno;	/* the pivots: HnswGetPivots() */
 	int			npivots;

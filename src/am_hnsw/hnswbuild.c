@@ -668,6 +668,7 @@ UpdateMetaNoWal(HnswBuildState *bs, ItemPointer entry, int entry_level)
 	meta = HnswPageGetMeta(BufferGetPage(buf));
 	meta->dim = bs->hs.dim;
 	meta->sketch_bits = bs->hs.sketch_bits;
+	meta->proj_bits = bs->hs.proj_bits;
 	meta->basis_blkno = bs->hs.basis_blkno;
 	meta->pivot_blkno = bs->hs.pivot_blkno;
 	meta->npivots = (uint16) bs->hs.npivots;
@@ -693,9 +694,13 @@ FlushPage(HnswBuildState *bs, Page page)
 }
 
 /*
- * Edge sketches: fit the basis to a sample of the graph's vectors, write
- * it to pages after the meta page, and project every node.  Returns the
- * projections (nnodes x bits), or NULL when the index has no sketches.
+ * The basis, for edge sketches and the pivots: fit it to a sample of the
+ * graph's vectors, write it to pages after the meta page, and project the
+ * nodes (with sketches every node, else those above layer 0, the pivots'
+ * candidates).  Returns the projections (nnodes x bits; rows not projected
+ * are left undefined), or NULL when the index has no basis: its metric
+ * has none (L1), or it has no sketches and the graph holds only some rows
+ * (a build that ran out of memory writes no pivots).
  */
 static float *
 WriteSketchBasis(HnswBuildState *bs)
@@ -711,11 +716,13 @@ WriteSketchBasis(HnswBuildState *bs)
 	Size		nfloats;
 	Size		perpage = HNSW_PAGE_CAPACITY / sizeof(float);
 	Page		page;
+	bool		sketches;
 
 	if (nnodes > 0 && hs->dim > 0)
 		bits = HnswChooseSketchBits(hs->dim, hs->dist.metric);
-	if (!HnswSketchWanted(HnswGetSketchOption(bs->index), hs->dim,
-						  hs->storage, hs->m, bits))
+	sketches = HnswSketchWanted(HnswGetSketchOption(bs->index), hs->dim,
+								hs->storage, hs->m, bits);
+	if (bits == 0 || (!sketches && bs->partial))
 		return NULL;
 
 	ns = Min(nnodes, HNSW_SKETCH_SAMPLE);
@@ -747,11 +754,13 @@ WriteSketchBasis(HnswBuildState *bs)
 	{
 		if ((i & 1023) == 0)
 			CHECK_FOR_INTERRUPTS();
-		OmenSketchProject(basis, bits, hs->dim, GVector(GNode(g, i)),
-						  proj + (Size) i * bits);
+		if (sketches || GNode(g, i)->level >= 1)
+			OmenSketchProject(basis, bits, hs->dim, GVector(GNode(g, i)),
+							  proj + (Size) i * bits);
 	}
 	pfree(basis);
-	hs->sketch_bits = bits;
+	hs->proj_bits = bits;
+	hs->sketch_bits = sketches ? bits : 0;
 	return proj;
 }
 
@@ -768,7 +777,7 @@ WritePivots(HnswBuildState *bs, const float *proj, Page page)
 	HnswShared *hs = &bs->hs;
 	HnswGraph  *g = &bs->g;
 	int			nnodes = GraphCount(g);
-	int			bits = hs->sketch_bits;
+	int			bits = hs->proj_bits;
 	Size		recsize = HNSW_PIVOT_SIZE(bits);
 	int			perpage = HNSW_PAGE_CAPACITY / recsize;
 	int			atlevel[HNSW_MAX_LEVEL + 2] = {0};

@@ -159,17 +159,17 @@ HnswGetBasis(HnswShared *hs)
 {
 	Relation	index = hs->index;
 	HnswAmCache *cache = (HnswAmCache *) index->rd_amcache;
-	Size		nfloats = (Size) hs->sketch_bits * hs->dim;
+	Size		nfloats = (Size) hs->proj_bits * hs->dim;
 	Size		perpage = HNSW_PAGE_CAPACITY / sizeof(float);
 	Size		done = 0;
 
-	Assert(hs->sketch_bits > 0);
-	if (cache && cache->bits == (uint32) hs->sketch_bits &&
+	Assert(hs->proj_bits > 0);
+	if (cache && cache->bits == (uint32) hs->proj_bits &&
 		cache->dim == (uint32) hs->dim)
 		return cache->basis;
 	cache = MemoryContextAlloc(index->rd_indexcxt,
 							   offsetof(HnswAmCache, basis) + sizeof(float) * nfloats);
-	cache->bits = hs->sketch_bits;
+	cache->bits = hs->proj_bits;
 	cache->dim = hs->dim;
 	cache->npivots = -1;
 	for (BlockNumber blkno = hs->basis_blkno; done < nfloats; blkno++)
@@ -200,7 +200,7 @@ HnswGetPivots(HnswShared *hs)
 	Relation	index = hs->index;
 	HnswAmCache *cache;
 	HnswAmCache *grown;
-	int			bits = hs->sketch_bits;
+	int			bits = hs->proj_bits;
 	Size		nfloats = (Size) bits * hs->dim;
 	Size		basissize = offsetof(HnswAmCache, basis) + sizeof(float) * nfloats;
 	Size		recsize = HNSW_PIVOT_SIZE(bits);
@@ -405,9 +405,10 @@ HnswInitShared(HnswShared *hs, Relation index)
 	hs->entry_level = meta.entry_level;
 	if (hs->dim > 0)
 		hs->scratch = palloc(sizeof(float) * hs->dim);
-	if (meta.sketch_bits > 0 && hs->dim > 0)
+	if (meta.proj_bits > 0 && hs->dim > 0)
 	{
 		hs->sketch_bits = meta.sketch_bits;
+		hs->proj_bits = meta.proj_bits;
 		hs->basis_blkno = meta.basis_blkno;
 		hs->pivot_blkno = meta.pivot_blkno;
 		hs->npivots = meta.npivots;
@@ -742,7 +743,8 @@ ReadNeighbors(HnswShared *hs, const HnswNode *node, int layer, ItemPointer out,
 			int			cap = HnswLayerCapacity(layer, hs->m);
 			ItemPointerData *tids = HnswNeighborTids(ntup, hs->m, hs->sketch_bits);
 
-			if (start + cap <= ntup->count && ds && ds->qproj && layer == 0)
+			if (start + cap <= ntup->count && hs->sketch_bits > 0 && ds &&
+				ds->qproj && layer == 0)
 			{
 				const uint64 *signs = HnswSketchSigns(ntup, hs->m);
 				const float *norms = HnswSketchNorms(ntup, hs->m);
@@ -1007,9 +1009,10 @@ HnswDiskSearchInit(HnswDiskSearch *ds, HnswShared *hs, const float *q,
 }
 
 /*
- * Project the query on the sketch basis (for the pivots and the sketches),
- * and let the search pass over neighbours by their edge sketches (a scan's
- * first batch), with margin (omen.hnsw_sketch_margin; < 0: never).
+ * Project the query on the basis, if the index has one (for the pivots and
+ * the sketches), and with edge sketches let the search pass over
+ * neighbours by them (a scan's first batch), with margin
+ * (omen.hnsw_sketch_margin; < 0: never).
  */
 void
 HnswDiskSearchUseSketches(HnswDiskSearch *ds, float margin)
@@ -1018,12 +1021,14 @@ HnswDiskSearchUseSketches(HnswDiskSearch *ds, float margin)
 	double		norm2 = 0.0;
 	static const float zeros[OMEN_SKETCH_MAX_BITS];
 
-	if (hs->sketch_bits == 0 || ds->query == NULL)
+	if (hs->proj_bits == 0 || ds->query == NULL)
 		return;
 	if (!ds->qproj)
-		ds->qproj = palloc(sizeof(float) * hs->sketch_bits);
-	OmenSketchProject(HnswGetBasis(hs), hs->sketch_bits, hs->dim, ds->query,
+		ds->qproj = palloc(sizeof(float) * hs->proj_bits);
+	OmenSketchProject(HnswGetBasis(hs), hs->proj_bits, hs->dim, ds->query,
 					  ds->qproj);
+	if (hs->sketch_bits == 0)
+		return;
 	if (hs->dist.metric == OMEN_METRIC_IP)
 		for (int i = 0; i < hs->dim; i++)
 			norm2 += (double) ds->query[i] * ds->query[i];
@@ -1065,7 +1070,7 @@ KeepNearest(int *idx, float *dist, int *count, int max, int i, float d)
 static inline float
 PivotDistance(HnswDiskSearch *ds, const HnswPivots *pv, int i)
 {
-	int			bits = ds->hs->sketch_bits;
+	int			bits = ds->hs->proj_bits;
 	float		buf[OMEN_SKETCH_MAX_BITS];
 	const float *p;
 
