@@ -92,6 +92,41 @@ SELECT count(*) FILTER (WHERE s.n = e.n) >= 190 AS pivots_ip_found
 FROM hb_ip_exact e JOIN hb q USING (id),
   LATERAL (SELECT id AS n FROM hb ORDER BY v <#> q.v LIMIT 1) s;
 ROLLBACK;
+-- more than 4,096 nodes above layer 0 (m = 4: a quarter of 20,000 rows):
+-- the pivots are the nodes of level 2 and up, the tops those of 3 and up,
+-- and a scan walks layer 1 from the picks before layer 0
+SELECT setseed(0.75);
+CREATE TABLE hp (id int, v vector(4));
+INSERT INTO hp SELECT i, ARRAY[random(), random(), random(), random()]::real[]::vector
+FROM generate_series(1, 20000) i;
+CREATE INDEX hp_idx ON hp USING omen_hnsw (v) WITH (m = 4);
+SELECT pivot_level, pivots BETWEEN 1000 AND 1600 AS level2_pivots,
+       pivot_groups BETWEEN 200 AND 450 AS level3_tops
+FROM omen_hnsw_info('hp_idx');
+SET enable_seqscan = off;
+SET omen.hnsw_ef_search = 40;
+SELECT count(*) FILTER (WHERE n = q.id) >= 195 AS level2_self_first FROM hp q,
+  LATERAL (SELECT id AS n FROM hp ORDER BY v <-> q.v LIMIT 1) s WHERE q.id <= 200;
+RESET omen.hnsw_ef_search;
+RESET enable_seqscan;
+-- a build that runs out of memory writes its graph so far and inserts the
+-- rest into the pages: it writes no pivots (they would stand for the first
+-- rows only; a full build has about 1,250 here), and scans still work
+SET maintenance_work_mem = '1MB';
+SET client_min_messages = warning;
+CREATE INDEX hp_small ON hp USING omen_hnsw (v);
+CREATE INDEX hp_small_sk ON hp USING omen_hnsw (v) WITH (sketch = on);
+RESET client_min_messages;
+RESET maintenance_work_mem;
+SELECT i.relname, x.live_nodes, x.sketch_bits, x.pivots, x.pivot_level
+FROM pg_class i, omen_hnsw_info(i.oid) x
+WHERE i.relname IN ('hp_small', 'hp_small_sk') ORDER BY i.relname;
+DROP INDEX hp_idx, hp_small_sk;
+SET enable_seqscan = off;
+SELECT count(*) FILTER (WHERE n = q.id) >= 195 AS partial_self_first FROM hp q,
+  LATERAL (SELECT id AS n FROM hp ORDER BY v <-> q.v LIMIT 1) s WHERE q.id <= 200;
+RESET enable_seqscan;
+DROP TABLE hp;
 
 -- a parallel build (workers started by omen itself) gives the same index
 SET max_parallel_maintenance_workers = 2;

@@ -79,7 +79,7 @@ typedef struct HnswOptions
 
 #define HNSW_METAPAGE_BLKNO			0
 #define HNSW_MAGIC					0x484E5357	/* "HNSW" */
-#define HNSW_VERSION				4
+#define HNSW_VERSION				5
 
 /*
  * The meta page: parameters fixed at build time and the entry point.  The

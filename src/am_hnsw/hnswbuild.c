@@ -695,15 +695,15 @@ FlushPage(HnswBuildState *bs, Page page)
 
 /*
  * The basis, for edge sketches and the pivots: fit it to a sample of the
- * graph's vectors, write it to pages after the meta page, and project the
- * nodes (with sketches every node, else those above layer 0, the pivots'
- * candidates).  Returns the projections (nnodes x bits; rows not projected
- * are left undefined), or NULL when the index has no basis: its metric
- * has none (L1), or it has no sketches and the graph holds only some rows
- * (a build that ran out of memory writes no pivots).
+ * graph's vectors and write it to pages after the meta page.  Returns it
+ * (bits x dim floats), and in *proj, with edge sketches, every node's
+ * projection on it (nnodes x bits; else NULL).  Returns NULL when the
+ * index has no basis: its metric has none (L1), or without sketches there
+ * would be no pivots (no node above layer 0, or the graph holds only some
+ * rows: a build that ran out of memory writes none).
  */
 static float *
-WriteSketchBasis(HnswBuildState *bs)
+WriteSketchBasis(HnswBuildState *bs, float **proj)
 {
 	HnswShared *hs = &bs->hs;
 	HnswGraph  *g = &bs->g;
@@ -712,7 +712,6 @@ WriteSketchBasis(HnswBuildState *bs)
 	int			ns;
 	const float **sample;
 	float	   *basis;
-	float	   *proj;
 	Size		nfloats;
 	Size		perpage = HNSW_PAGE_CAPACITY / sizeof(float);
 	Page		page;
@@ -722,8 +721,18 @@ WriteSketchBasis(HnswBuildState *bs)
 		bits = HnswChooseSketchBits(hs->dim, hs->dist.metric);
 	sketches = HnswSketchWanted(HnswGetSketchOption(bs->index), hs->dim,
 								hs->storage, hs->m, bits);
+	*proj = NULL;
 	if (bits == 0 || (!sketches && bs->partial))
 		return NULL;
+	if (!sketches)
+	{
+		bool		upper = false;
+
+		for (int i = 0; i < nnodes && !upper; i++)
+			upper = GNode(g, i)->level >= 1;
+		if (!upper)
+			return NULL;
+	}
 
 	ns = Min(nnodes, HNSW_SKETCH_SAMPLE);
 	sample = palloc(sizeof(float *) * ns);
@@ -749,30 +758,34 @@ WriteSketchBasis(HnswBuildState *bs)
 	}
 	pfree(page);
 
-	proj = palloc_extended(sizeof(float) * bits * (Size) nnodes, MCXT_ALLOC_HUGE);
-	for (int i = 0; i < nnodes; i++)
+	if (sketches)
 	{
-		if ((i & 1023) == 0)
-			CHECK_FOR_INTERRUPTS();
-		if (sketches || GNode(g, i)->level >= 1)
+		*proj = palloc_extended(sizeof(float) * bits * (Size) nnodes,
+								MCXT_ALLOC_HUGE);
+		for (int i = 0; i < nnodes; i++)
+		{
+			if ((i & 1023) == 0)
+				CHECK_FOR_INTERRUPTS();
 			OmenSketchProject(basis, bits, hs->dim, GVector(GNode(g, i)),
-							  proj + (Size) i * bits);
+							  *proj + (Size) i * bits);
+		}
 	}
-	pfree(basis);
 	hs->proj_bits = bits;
 	hs->sketch_bits = sketches ? bits : 0;
-	return proj;
+	return basis;
 }
 
 /*
- * With sketches, after the data pages: the pivots (see HnswPivotData), the
- * nodes of level pivot_level or more, at most HNSW_MAX_PIVOTS, with their
- * projections.  First the tops, each with the size of its group, then the
- * members, group by group.  A node whose projection is beyond the half
- * range is left out.  page is scratch.
+ * After the data pages: the pivots (see HnswPivotData), the nodes of level
+ * pivot_level or more, at most HNSW_MAX_PIVOTS, with their projections on
+ * the basis (taken from proj, every node's, when the index has sketches;
+ * else computed here for these nodes only).  First the tops, each with the
+ * size of its group, then the members, group by group.  A node whose
+ * projection is beyond the half range is left out.  page is scratch.
  */
 static void
-WritePivots(HnswBuildState *bs, const float *proj, Page page)
+WritePivots(HnswBuildState *bs, const float *proj, const float *basis,
+			Page page)
 {
 	HnswShared *hs = &bs->hs;
 	HnswGraph  *g = &bs->g;
@@ -783,9 +796,11 @@ WritePivots(HnswBuildState *bs, const float *proj, Page page)
 	int			atlevel[HNSW_MAX_LEVEL + 2] = {0};
 	int			level;
 	int			count = 0;
-	int		   *order;
+	int		   *node;			/* [k]: the candidate's node */
+	float	   *pp;				/* [k]: its projection */
 	int		   *group;
 	int		   *gsize;
+	int		   *order;			/* the write order, of k */
 	int			ntops = 0;
 	int			n = 0;
 
@@ -804,36 +819,48 @@ WritePivots(HnswBuildState *bs, const float *proj, Page page)
 	if (count == 0 || level > HNSW_MAX_LEVEL)
 		return;
 
-	/* order[0, ntops): the tops; then the members, for now in node order */
-	order = palloc(sizeof(int) * count);
+	/* [0, ntops): the tops; then the members, in node order */
+	node = palloc(sizeof(int) * count);
+	pp = palloc(sizeof(float) * bits * count);
 	for (int pass = 0; pass < 2; pass++)
 	{
 		for (int i = 0; i < nnodes; i++)
 		{
 			int			l = GNode(g, i)->level;
+			float	   *p = pp + (Size) n * bits;
 
-			if ((pass == 0 ? l > level : l == level) &&
-				HnswFitsHalf(proj + (Size) i * bits, bits))
-				order[n++] = i;
+			if (pass == 0 ? l <= level : l != level)
+				continue;
+			if ((n & 255) == 0)
+				CHECK_FOR_INTERRUPTS();
+			if (proj)
+				memcpy(p, proj + (Size) i * bits, sizeof(float) * bits);
+			else
+				OmenSketchProject(basis, bits, hs->dim, GVector(GNode(g, i)), p);
+			if (HnswFitsHalf(p, bits))
+				node[n++] = i;
 		}
 		if (pass == 0)
 			ntops = n;
 	}
 
-	/* each member's group: the top nearest it by projection */
+	/*
+	 * Each member's group: the top nearest it by L2 between projections
+	 * (for inner product too, where scans choose the tops by dot product:
+	 * the members near a top are what its neighbourhood looks like)
+	 */
 	group = palloc(sizeof(int) * n);
 	gsize = palloc0(sizeof(int) * (ntops + 1));
 	for (int k = ntops; k < n; k++)
 	{
-		const float *p = proj + (Size) order[k] * bits;
+		const float *p = pp + (Size) k * bits;
 		float		best = INFINITY;
 		int			j = 0;
 
 		CHECK_FOR_INTERRUPTS();
 		for (int t = 0; t < ntops; t++)
 		{
-			float		d = omen_kernels->l2sq(p, proj + (Size) order[t] * bits,
-											   bits);
+			float		d = omen_kernels->l2sq(p, pp + (Size) t * bits, bits);
 
 			if (d < best)
 			{
@@ -844,51 +871,54 @@ WritePivots(HnswBuildState *bs, const float *proj, Page page)
 		group[k] = j;
 		gsize[j]++;
 	}
-	/* the members, group by group (a stable counting sort) */
+	/* the tops, then the members group by group (a stable counting sort) */
+	order = palloc(sizeof(int) * n);
+	for (int k = 0; k < n; k++)
+		order[k] = k;
 	if (ntops > 0)
 	{
 		int		   *start = palloc(sizeof(int) * ntops);
-		int		   *sorted = palloc(sizeof(int) * n);
 
 		start[0] = ntops;
 		for (int t = 1; t < ntops; t++)
 			start[t] = start[t - 1] + gsize[t - 1];
 		for (int k = ntops; k < n; k++)
-			sorted[start[group[k]]++] = order[k];
-		memcpy(order + ntops, sorted + ntops, sizeof(int) * (n - ntops));
+			order[start[group[k]]++] = k;
 		pfree(start);
-		pfree(sorted);
 	}
 
 	hs->pivot_blkno = RelationGetNumberOfBlocks(bs->index);
 	hs->pivot_level = level;
 	OmenInitPage(page, HNSW_PAGE_BASIS);
-	for (int k = 0; k < n; k++)
+	for (int w = 0; w < n; w++)
 	{
-		GraphNode  *node = GNode(g, order[k]);
+		int			k = order[w];
+		GraphNode  *gn = GNode(g, node[k]);
 		HnswPivotData *rec;
 
-		if (k > 0 && k % perpage == 0)
+		if (w > 0 && w % perpage == 0)
 		{
 			FlushPage(bs, page);
 			OmenInitPage(page, HNSW_PAGE_BASIS);
 		}
 		rec = (HnswPivotData *) (PageGetContents(page) +
-								 (Size) (k % perpage) * recsize);
-		rec->tid = node->tid;
-		rec->level = (uint8) node->level;
+								 (Size) (w % perpage) * recsize);
+		rec->tid = gn->tid;
+		rec->level = (uint8) gn->level;
 		rec->unused = 0;
 		rec->nmembers = (uint16) (k < ntops ? gsize[k] : 0);
-		OmenFloatToHalf(proj + (Size) order[k] * bits, rec->proj, bits);
+		OmenFloatToHalf(pp + (Size) k * bits, rec->proj, bits);
 		((PageHeader) page)->pd_lower =
 			((char *) rec + recsize) - (char *) page;
 	}
 	if (n > 0)
 		FlushPage(bs, page);
 	hs->npivots = n;
-	pfree(order);
+	pfree(node);
+	pfree(pp);
 	pfree(group);
 	pfree(gsize);
+	pfree(order);
 }
 
 /*
@@ -911,12 +941,13 @@ WriteGraph(HnswBuildState *bs)
 	HnswElementTuple etup;
 	HnswNeighborTuple ntup;
 	float	   *proj;
+	float	   *basis;
 	int			bits;
 
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE,
 								 PROGRESS_HNSW_PHASE_WRITE);
 
-	proj = WriteSketchBasis(bs);
+	basis = WriteSketchBasis(bs, &proj);
 	bits = hs->sketch_bits;
 	first = RelationGetNumberOfBlocks(bs->index);
 	blkno = first;
@@ -1056,16 +1087,18 @@ WriteGraph(HnswBuildState *bs)
 		FlushPage(bs, page);
 	pfree(etup);
 	pfree(ntup);
-	if (proj)
+	if (basis)
 	{
 		/*
 		 * Pivots chosen from only the rows built in memory would start scans
 		 * for the rest in the wrong place (data loaded cluster by cluster)
 		 */
 		if (!bs->partial)
-			WritePivots(bs, proj, page);
-		pfree(proj);
+			WritePivots(bs, proj, basis, page);
+		pfree(basis);
 	}
+	if (proj)
+		pfree(proj);
 	pfree(page);
 
 	UpdateMetaNoWal(bs, g->sh->entry >= 0 ? &GNode(g, g->sh->entry)->tid : NULL,

@@ -405,6 +405,14 @@ HnswInitShared(HnswShared *hs, Relation index)
 	hs->entry_level = meta.entry_level;
 	if (hs->dim > 0)
 		hs->scratch = palloc(sizeof(float) * hs->dim);
+	/* the basis's stack arrays hold OMEN_SKETCH_MAX_BITS; sketches use it */
+	if (meta.proj_bits > Min(meta.dim, OMEN_SKETCH_MAX_BITS) ||
+		(meta.sketch_bits != 0 && meta.sketch_bits != meta.proj_bits))
+		ereport(ERROR,
+				(errcode(ERRCODE_INDEX_CORRUPTED),
+				 errmsg("omen_hnsw index \"%s\" has a corrupt meta page: %u basis rows, %u sketch bits, %u dimensions",
+						RelationGetRelationName(index), meta.proj_bits,
+						meta.sketch_bits, meta.dim)));
 	if (meta.proj_bits > 0 && hs->dim > 0)
 	{
 		hs->sketch_bits = meta.sketch_bits;

@@ -19,13 +19,14 @@ $$;
 CREATE OR REPLACE FUNCTION omen_hnsw_elements(idx regclass)
 	RETURNS TABLE (tid tid, level int, state int, l0 tid[])
 	LANGUAGE sql AS $$
--- data pages only: the page kind (OmenPageOpaqueData.kind, 2 = data) is at
--- 8188; the basis and pivot pages (kind 3) hold no tuples
+-- data pages only: the page kind (OmenPageOpaqueData.kind, 2 = data) is 4
+-- bytes before the page's end; the basis and pivot pages (kind 3) hold no
+-- tuples
 WITH pages AS (
 	SELECT b, p
 	FROM generate_series(1, (pg_relation_size(idx) / current_setting('block_size')::int)::int - 1) b,
 	     get_raw_page(idx::text, b) p
-	WHERE omen_u16(p, 8188) = 2),
+	WHERE omen_u16(p, current_setting('block_size')::int - 4) = 2),
 items AS (
 	SELECT b, o, p, omen_u16(p, 24 + 4 * (o - 1)) AS lo, omen_u16(p, 26 + 4 * (o - 1)) AS hi
 	FROM pages, generate_series(1, (omen_u16(p, 12) - 24) / 4) o
