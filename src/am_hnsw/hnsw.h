@@ -444,7 +444,7 @@ extern void HnswElementGetVector(HnswShared *hs, HnswElementTuple etup,
 extern void HnswSq8Encode(const float *vec, int dim, HnswSq8Head *head,
 						  uint8 *codes);
 extern void HnswElementSetVector(HnswShared *hs, HnswElementTuple etup,
-								 const float *vec);
+								 const float *vec, const HnswSq8Head *code);
 extern float HnswElementDistance(HnswShared *hs, HnswElementTuple etup,
 								 const float *q);
 extern int	HnswDiskRescore(HnswDiskSearch *ds, OmenCand *c, int n);

@@ -1025,7 +1025,9 @@ WriteGraph(HnswBuildState *bs)
 				ItemPointerSetInvalid(&etup->heaptids[j]);
 		}
 		etup->neighbortid = node->ntid;
-		HnswElementSetVector(hs, etup, GVector(node));
+		/* the graph's code is the same encoding of the same vector */
+		HnswElementSetVector(hs, etup, GVector(node),
+							 BuildCodeSize(hs) > 0 ? GCode(node, hs) : NULL);
 
 		memset(ntup, 0, nsize);
 		ntup->type = HNSW_TUPLE_NEIGHBORS;

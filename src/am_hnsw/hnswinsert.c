@@ -239,7 +239,7 @@ WriteNewElement(HnswShared *hs, const float *vec, const float *proj,
 		ItemPointerSetInvalid(&etup->heaptids[i]);
 	etup->heaptids[0] = *heaptid;
 	ItemPointerSetInvalid(&etup->neighbortid);
-	HnswElementSetVector(hs, etup, vec);
+	HnswElementSetVector(hs, etup, vec, NULL);
 
 	ntup->type = HNSW_TUPLE_NEIGHBORS;
 	ntup->version = etup->version;

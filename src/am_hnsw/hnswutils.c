@@ -559,13 +559,20 @@ HnswSq8Encode(const float *vec, int dim, HnswSq8Head *head, uint8 *codes)
 	head->norm2 = (float) norm2;
 }
 
-/* Store vec in an element tuple's data (and its sq8 code, if any) */
+/*
+ * Store vec in an element tuple's data, and its sq8 code if the index has
+ * codes: code (HnswSq8Head, then dim bytes), when the caller has it
+ * already (the build), else encoded here
+ */
 void
-HnswElementSetVector(HnswShared *hs, HnswElementTuple etup, const float *vec)
+HnswElementSetVector(HnswShared *hs, HnswElementTuple etup, const float *vec,
+					 const HnswSq8Head *code)
 {
 	char	   *v = HnswElementVectorData(etup, hs->dim, hs->storage);
 
-	if (HnswStorageSq8(hs->storage))
+	if (HnswStorageSq8(hs->storage) && code)
+		memcpy(etup->data, code, sizeof(HnswSq8Head) + hs->dim);
+	else if (HnswStorageSq8(hs->storage))
 		HnswSq8Encode(vec, hs->dim, (HnswSq8Head *) etup->data,
 					  (uint8 *) etup->data + sizeof(HnswSq8Head));
 	if (HnswStorageHalf(hs->storage))
