@@ -9,7 +9,8 @@
  * level, each candidate keeps the smallest level at which it stays
  * undominated ("domalpha"): it is skipped at level a iff domalpha > a.
  * Chosen candidates only ever raise domalpha, so one pairwise distance per
- * (chosen, later candidate) pair is enough across all levels.
+ * (chosen, later candidate) pair is enough across all levels, and none for
+ * a candidate already dominated at the last level, alpha.
  *
  * Distances may be negative (inner product).  For d(v,u) <= 0 the rule
  * d(p,u) > a * d(v,u) would grow more permissive as a grows; we keep HNSW's
@@ -55,7 +56,11 @@ OmenRobustPrune(const OmenCand *cands, int n, float alpha, int maxdeg,
 				float		dpu;
 				float		need;
 
-				if (chosen[j] || domalpha[j] == INFINITY)
+				/*
+				 * Past alpha, j can never be chosen (domalpha only grows and
+				 * the level stops at alpha): no more distances for it
+				 */
+				if (chosen[j] || domalpha[j] > alpha)
 					continue;
 				dvu = pairdist(arg, i, j);
 				dpu = cands[j].dist;
