@@ -48,10 +48,18 @@ sub omen_standby
 {
 	my ($primary, $name) = @_;
 	my $backup = "${name}_backup";
+	my $slot = "${name}_slot";
 
+	# A physical slot keeps the primary's WAL until the standby has it: with
+	# wal_consistency_checking every generic record carries page images, and
+	# a burst of VACUUM and inserts wrote WAL faster than the walsender sent
+	# it, so a checkpoint recycled a segment the standby still needed
+	$primary->safe_psql('postgres',
+		"SELECT pg_create_physical_replication_slot('$slot')");
 	$primary->backup($backup);
 	my $standby = PostgreSQL::Test::Cluster->new($name);
 	$standby->init_from_backup($primary, $backup, has_streaming => 1);
+	$standby->append_conf('postgresql.conf', "primary_slot_name = '$slot'");
 	$standby->start;
 	_check_wal_checking($standby);
 	return $standby;
