@@ -129,11 +129,23 @@ Offer(OmenGraphSearch *s, OmenCand c, bool isresult)
 	}
 }
 
+/* Offer node id, just visited (v->ok), as a starting node */
+static void
+OfferVisited(OmenGraphSearch *s, uint64 id, const OmenVisit *v)
+{
+	OmenCand	c;
+
+	s->ndistances++;
+	c.id = id;
+	c.dist = v->dist;
+	c.aux = v->aux;
+	Offer(s, c, v->isresult);
+}
+
 /* Add a starting node by id; false if the callback skipped it */
 bool
 OmenGraphSearchAddEntry(OmenGraphSearch *s, uint64 id)
 {
-	OmenCand	c;
 	OmenVisit	v;
 
 	if (OmenVisitedTestAndSet(&s->visited, id))
@@ -141,11 +153,7 @@ OmenGraphSearchAddEntry(OmenGraphSearch *s, uint64 id)
 	s->ops->visit(s->arg, &id, 1, &v);
 	if (!v.ok)
 		return false;
-	s->ndistances++;
-	c.id = id;
-	c.dist = v.dist;
-	c.aux = v.aux;
-	Offer(s, c, v.isresult);
+	OfferVisited(s, id, &v);
 	return true;
 }
 
@@ -156,16 +164,10 @@ OmenGraphSearchAddEntry(OmenGraphSearch *s, uint64 id)
 bool
 OmenGraphSearchAddVisited(OmenGraphSearch *s, uint64 id, const OmenVisit *v)
 {
-	OmenCand	c;
-
 	Assert(v->ok);
 	if (OmenVisitedTestAndSet(&s->visited, id))
 		return false;
-	s->ndistances++;
-	c.id = id;
-	c.dist = v->dist;
-	c.aux = v->aux;
-	Offer(s, c, v->isresult);
+	OfferVisited(s, id, v);
 	return true;
 }
 

@@ -68,7 +68,7 @@ typedef struct HnswOptions
 /* Page kinds (OmenPageOpaque->kind) */
 #define HNSW_PAGE_META				1
 #define HNSW_PAGE_DATA				2
-#define HNSW_PAGE_BASIS				3	/* the sketch basis, floats */
+#define HNSW_PAGE_BASIS				3	/* the basis (floats), the pivots */
 
 /*
  * A basis page's pd_lower covers its floats (so WAL images keep them):

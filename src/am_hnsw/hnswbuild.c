@@ -703,7 +703,7 @@ FlushPage(HnswBuildState *bs, Page page)
  * rows: a build that ran out of memory writes none).
  */
 static float *
-WriteSketchBasis(HnswBuildState *bs, float **proj)
+WriteBasis(HnswBuildState *bs, float **proj)
 {
 	HnswShared *hs = &bs->hs;
 	HnswGraph  *g = &bs->g;
@@ -947,7 +947,7 @@ WriteGraph(HnswBuildState *bs)
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE,
 								 PROGRESS_HNSW_PHASE_WRITE);
 
-	basis = WriteSketchBasis(bs, &proj);
+	basis = WriteBasis(bs, &proj);
 	bits = hs->sketch_bits;
 	first = RelationGetNumberOfBlocks(bs->index);
 	blkno = first;

@@ -140,8 +140,7 @@ PlaceTuples(HnswShared *hs, HnswElementTuple etup, Size esize,
 			 * A new page here was just added by another backend, which has
 			 * yet to lock and initialise it (or it crashed before it could):
 			 * leave it alone, it is not ours to initialise.  After a build
-			 * with sketches the last page is a pivot page, which holds no
-			 * tuples.
+			 * the last page can be a pivot page, which holds no tuples.
 			 */
 			if (PageIsNew(page) || HnswPageIsBasis(page) ||
 				PageGetFreeSpace(page) < want)

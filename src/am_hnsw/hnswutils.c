@@ -66,7 +66,7 @@ HnswGetStorage(Relation index)
 		(opts->codes == HNSW_CODES_SQ8 ? HNSW_STORAGE_SQ8 : 0);
 }
 
-/* The sketch option (off unless turned on) */
+/* The sketch option (auto unless set) */
 int
 HnswGetSketchOption(Relation index)
 {
@@ -122,7 +122,7 @@ HnswReadMeta(Relation index, HnswMetaPageData *meta)
 }
 
 /*
- * The sketch basis, kept in the relcache entry (rd_amcache) once read: it
+ * The basis, kept in the relcache entry (rd_amcache) once read: it
  * is written by the build and never changes until the index is rebuilt.
  * A relcache flush frees rd_amcache, so it is looked up again at each use
  * (HnswGetBasis), never held.
@@ -174,7 +174,7 @@ HnswGetBasis(HnswShared *hs)
 	cache->npivots = -1;
 	for (BlockNumber blkno = hs->basis_blkno; done < nfloats; blkno++)
 	{
-		Buffer		buf = ReadBasisPage(index, blkno, "sketch basis");
+		Buffer		buf = ReadBasisPage(index, blkno, "basis");
 		Size		k = Min(perpage, nfloats - done);
 
 		memcpy(cache->basis + done, PageGetContents(BufferGetPage(buf)),
@@ -191,8 +191,9 @@ HnswGetBasis(HnswShared *hs)
 /*
  * The pivots, kept in rd_amcache with the basis once read (their
  * projections stay halves, 0.5 MB for 4,096 pivots of 64 bits, but the
- * tops', which every scan ranks, are kept as float4 too); NULL if none.  The pointer is good until the next read of a buffer, which can
- * flush the cache.
+ * tops', which every scan ranks, are kept as float4 too); NULL if none.
+ * The pointer is good until the next read of a buffer, which can flush
+ * the cache.
  */
 const HnswPivots *
 HnswGetPivots(HnswShared *hs)
