@@ -432,7 +432,8 @@ extern const float *HnswGetBasis(HnswShared *hs);
 extern void HnswSketchFill(HnswShared *hs, HnswNeighborTuple ntup, int slot,
 						   const float *cvec, const float *vvec);
 extern void HnswSketchFillProj(HnswShared *hs, HnswNeighborTuple ntup,
-							   int slot, float norm, const float *vproj);
+							   int slot, float norm, const float *vproj,
+							   const float *cproj);
 extern void HnswSketchClear(HnswShared *hs, HnswNeighborTuple ntup, int slot);
 extern void HnswSketchSetProj(HnswShared *hs, HnswNeighborTuple ntup,
 							  const float *proj);

@@ -55,7 +55,10 @@
 /*
  * One vector of the in-memory graph, followed in the arena by float
  * vector[dim], for the metrics sq8 codes serve (BuildCodeSize) the
- * vector's sq8 code, and int32 neighbours[(level + 2) * m].  The searches
+ * vector's sq8 code, when the index gets edge sketches and the metric is
+ * L2 or cosine float lengths[2m] (BuildLengthSize: the distance of each
+ * layer-0 neighbour, whose square root WriteGraph stores with the edge's
+ * sketch), and int32 neighbours[(level + 2) * m].  The searches
  * of the build walk by the codes, as scans do (1 byte a dimension instead
  * of 4), and re-score what they find with the vectors.  The vector and the
  * code come first, at offsets that do not depend on the node's level, so
@@ -134,6 +137,7 @@ typedef struct HnswBuildState
 	double		indtuples;		/* this process's */
 	double		reltuples;		/* heap size estimate, for the NOTICE */
 	bool		isleader;		/* reports progress */
+	bool		edgelens;		/* the nodes keep their edges' lengths */
 
 	float	   *query;			/* the vector being inserted */
 	float		qsum;			/* sum of its components (codes) */
@@ -174,29 +178,65 @@ GCode(GraphNode *node, const HnswShared *hs)
 							MAXALIGN(sizeof(float) * hs->dim));
 }
 
-static inline int32 *
-GNeighbors(GraphNode *node, const HnswShared *hs)
+/* Bytes of a node's layer-0 edge lengths in the arena, 0 for none */
+static inline Size
+BuildLengthSize(const HnswBuildState *bs)
 {
-	return (int32 *) ((char *) GVector(node) +
-					  MAXALIGN(sizeof(float) * hs->dim) + BuildCodeSize(hs));
+	return bs->edgelens ? MAXALIGN(sizeof(float) * 2 * bs->hs.m) : 0;
+}
+
+/* The distance to each of a node's layer-0 neighbours, slot by slot */
+static inline float *
+GLengths(GraphNode *node, const HnswBuildState *bs)
+{
+	return (float *) ((char *) GVector(node) +
+					  MAXALIGN(sizeof(float) * bs->hs.dim) +
+					  BuildCodeSize(&bs->hs));
+}
+
+static inline int32 *
+GNeighbors(GraphNode *node, const HnswBuildState *bs)
+{
+	return (int32 *) ((char *) GLengths(node, bs) + BuildLengthSize(bs));
 }
 
 static inline Size
-GNodeSize(const HnswShared *hs, int level)
+GNodeSize(const HnswBuildState *bs, int level)
 {
 	return GRAPH_NODE_HEADER +
-		MAXALIGN(sizeof(int32) * HNSW_NEIGHBOR_SLOTS(level, hs->m)) +
-		MAXALIGN(sizeof(float) * hs->dim) + BuildCodeSize(hs);
+		MAXALIGN(sizeof(int32) * HNSW_NEIGHBOR_SLOTS(level, bs->hs.m)) +
+		MAXALIGN(sizeof(float) * bs->hs.dim) + BuildCodeSize(&bs->hs) +
+		BuildLengthSize(bs);
+}
+
+/*
+ * Whether the nodes keep the distance of each layer-0 edge: the index will
+ * have edge sketches, whose norm is |v - c|, and the metric is L2 or
+ * cosine, where the build's distance between two vectors is its square
+ * (l2sq, the same sum WriteGraph would compute again).  Decided when the
+ * vectors' length is known.
+ */
+static void
+SetEdgeLengths(HnswBuildState *bs)
+{
+	HnswShared *hs = &bs->hs;
+
+	bs->edgelens = hs->dim > 0 &&
+		(hs->dist.metric == OMEN_METRIC_L2 ||
+		 hs->dist.metric == OMEN_METRIC_COSINE) &&
+		HnswSketchWanted(HnswGetSketchOption(bs->index), hs->dim,
+						 hs->storage, hs->m,
+						 HnswChooseSketchBits(hs->dim, hs->dist.metric));
 }
 
 /* Bytes the graph of ntuples vectors is expected to take */
 static Size
-EstimateGraphSize(double ntuples, const HnswShared *hs)
+EstimateGraphSize(double ntuples, const HnswBuildState *bs)
 {
-	int			m = hs->m;
+	int			m = bs->hs.m;
 
 	/* a node has on average 1/(m-1) upper levels of m slots each */
-	double		pernode = GNodeSize(hs, 0) +
+	double		pernode = GNodeSize(bs, 0) +
 		sizeof(int32) * (double) m / (m - 1);
 
 	return (Size) (ntuples * (pernode + sizeof(Size)));
@@ -223,9 +263,9 @@ NodeUnlock(HnswGraph *g, GraphNode *node)
  * serial arena first tries to grow up to its limit).
  */
 static int
-AllocNode(HnswGraph *g, const HnswShared *hs, int level)
+AllocNode(HnswGraph *g, const HnswBuildState *bs, int level)
 {
-	Size		size = GNodeSize(hs, level);
+	Size		size = GNodeSize(bs, level);
 	uint64		off;
 	uint32		idx;
 
@@ -349,7 +389,7 @@ MemNeighbors(void *arg, uint64 id, uint32 aux, int layer, uint64 *out, int max)
 	if (layer > node->level)
 		return 0;
 	start = HnswLayerStart(layer, bs->hs.m);
-	nb = GNeighbors(node, &bs->hs);
+	nb = GNeighbors(node, bs);
 	NodeLock(&bs->g, node, LW_SHARED);
 	n = Min(node->counts[layer], max);
 	for (int i = 0; i < n; i++)
@@ -390,7 +430,8 @@ MemLinkBack(HnswBuildState *bs, int e, int p, int layer, float dist, bool force)
 	int			m = bs->hs.m;
 	int			cap = HnswLayerCapacity(layer, m);
 	int			start = HnswLayerStart(layer, m);
-	int32	   *nb = GNeighbors(node, &bs->hs);
+	int32	   *nb = GNeighbors(node, bs);
+	float	   *lens = (layer == 0 && bs->edgelens) ? GLengths(node, bs) : NULL;
 	float	   *evec = GVector(node);
 	int			n;
 	OmenCand	cands[HNSW_MAX_M * 2 + 1];
@@ -405,6 +446,8 @@ MemLinkBack(HnswBuildState *bs, int e, int p, int layer, float dist, bool force)
 	if (n < cap)
 	{
 		nb[start + n] = p;
+		if (lens)
+			lens[n] = dist;
 		node->counts[layer]++;
 		NodeUnlock(&bs->g, node);
 		return true;
@@ -430,6 +473,8 @@ MemLinkBack(HnswBuildState *bs, int e, int p, int layer, float dist, bool force)
 	for (int i = 0; i < nchosen; i++)
 	{
 		nb[start + i] = (int32) cands[chosen[i]].id;
+		if (lens)
+			lens[i] = cands[chosen[i]].dist;
 		if (cands[chosen[i]].id == (uint64) p)
 			kept = true;
 	}
@@ -437,6 +482,8 @@ MemLinkBack(HnswBuildState *bs, int e, int p, int layer, float dist, bool force)
 	{
 		/* p replaces the furthest neighbour kept */
 		nb[start + Min(nchosen, cap - 1)] = p;
+		if (lens)
+			lens[Min(nchosen, cap - 1)] = dist;
 		nchosen = Min(nchosen + 1, cap);
 		kept = true;
 	}
@@ -503,7 +550,7 @@ MemLink(HnswBuildState *bs, int p, OmenCand **results, int *nresults, int top)
 {
 	HnswShared *hs = &bs->hs;
 	GraphNode  *node = GNode(&bs->g, p);
-	int32	   *nb = GNeighbors(node, &bs->hs);
+	int32	   *nb = GNeighbors(node, bs);
 	int			chosen[HNSW_MAX_LEVEL + 1][HNSW_MAX_M * 2];
 	int			nchosen[HNSW_MAX_LEVEL + 1];
 
@@ -524,7 +571,11 @@ MemLink(HnswBuildState *bs, int p, OmenCand **results, int *nresults, int top)
 									 HnswLayerCapacity(l, hs->m),
 									 MemPairDist, &pa, chosen[l]);
 		for (int i = 0; i < nchosen[l]; i++)
+		{
 			nb[start + i] = (int32) results[l][chosen[l][i]].id;
+			if (l == 0 && bs->edgelens)
+				GLengths(node, bs)[i] = results[l][chosen[l][i]].dist;
+		}
 		node->counts[l] = nchosen[l];
 	}
 	NodeUnlock(&bs->g, node);
@@ -588,7 +639,7 @@ MemInsert(HnswBuildState *bs, const float *vec, ItemPointer heaptid)
 	}
 
 	/* a new node, complete before anything links to it */
-	p = AllocNode(g, hs, level);
+	p = AllocNode(g, bs, level);
 	if (p < 0)
 		return false;
 	node = GNode(g, p);
@@ -1006,7 +1057,7 @@ WriteGraph(HnswBuildState *bs)
 	for (int i = 0; i < nnodes; i++)
 	{
 		GraphNode  *node = GNode(g, i);
-		int32	   *nb = GNeighbors(node, &bs->hs);
+		int32	   *nb = GNeighbors(node, bs);
 		Size		nsize = HnswNeighborSize(hs, node->level);
 		int			nslots = HNSW_NEIGHBOR_SLOTS(node->level, hs->m);
 		ItemPointerData *tids;
@@ -1044,20 +1095,22 @@ WriteGraph(HnswBuildState *bs)
 		}
 		if (bits > 0)
 		{
-			const float *cproj = proj + (Size) i * bits;
 			const float *cvec = GVector(node);
+			const float *lens = bs->edgelens ? GLengths(node, bs) : NULL;
+			float		cproj[OMEN_SKETCH_MAX_BITS];
 
-			HnswSketchSetProj(hs, ntup, cproj);
+			HnswSketchSetProj(hs, ntup, proj + (Size) i * bits);
+			/* what the scans compare with: the projection as stored */
+			OmenHalfToFloat(HnswSketchProj(ntup, hs->m), cproj, bits);
 			for (int j = 0; j < 2 * hs->m; j++)
 				HnswSketchClear(hs, ntup, j);
 			for (int j = 0; j < node->counts[0]; j++)
 			{
-				GraphNode  *v = GNode(g, nb[j]);
+				float		d = lens ? lens[j] :
+					omen_kernels->l2sq(cvec, GVector(GNode(g, nb[j])), hs->dim);
 
-				HnswSketchFillProj(hs, ntup, j,
-								   sqrtf(omen_kernels->l2sq(cvec, GVector(v),
-															hs->dim)),
-								   proj + (Size) nb[j] * bits);
+				HnswSketchFillProj(hs, ntup, j, sqrtf(d),
+								   proj + (Size) nb[j] * bits, cproj);
 			}
 		}
 
@@ -1168,6 +1221,7 @@ BuildCallback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 		HnswCheckDim(index, v->dim, bs->hs.storage);
 		bs->hs.dim = v->dim;
 		bs->hs.dist.dim = v->dim;
+		SetEdgeLengths(bs);
 	}
 
 	vec = palloc(sizeof(float) * bs->hs.dim);
@@ -1242,6 +1296,7 @@ InitBuildState(HnswBuildState *bs, Relation heap, Relation index,
 	bs->index = index;
 	bs->indexInfo = indexInfo;
 	InitBuildShared(&bs->hs, index);
+	SetEdgeLengths(bs);
 	bs->maxlevel = HnswMaxLevel(bs->hs.m);
 
 	/*
@@ -1322,6 +1377,7 @@ HnswParallelBuildMain(dsm_segment *seg, shm_toc *toc)
 	InitBuildState(&bs, heap, index, NULL);
 	bs.hs.dim = shared->dim;
 	bs.hs.dist.dim = shared->dim;
+	SetEdgeLengths(&bs);
 	bs.g.sh = gsh;
 	bs.g.offsets = (Size *) ((char *) gsh + MAXALIGN(sizeof(HnswGraphShared)));
 	bs.g.area = (char *) bs.g.offsets + MAXALIGN(sizeof(Size) * gsh->maxnodes);
@@ -1367,7 +1423,7 @@ BuildParallel(HnswBuildState *bs, double *heaptuples)
 	table_relation_estimate_size(heap, NULL, &pages, &tuples, &allvisfrac);
 	tuples = Max(tuples, 1);
 	maxnodes = (Size) (tuples * 1.2) + 1000;
-	graphsize = EstimateGraphSize(tuples * 1.2, &bs->hs) + 1024 * 1024;
+	graphsize = EstimateGraphSize(tuples * 1.2, bs) + 1024 * 1024;
 	if (graphsize + sizeof(Size) * maxnodes > (Size) maintenance_work_mem * 1024 ||
 		!OmenDsmHasRoom(graphsize + sizeof(Size) * maxnodes))
 		return false;
@@ -1461,7 +1517,7 @@ InitSerialGraph(HnswBuildState *bs)
 
 	table_relation_estimate_size(bs->heap, NULL, &pages, &tuples, &allvisfrac);
 	bs->reltuples = tuples;
-	area = Min(limit / 2, Max(EstimateGraphSize(Max(tuples, 1), &bs->hs),
+	area = Min(limit / 2, Max(EstimateGraphSize(Max(tuples, 1), bs),
 							  (Size) 64 * 1024));
 	maxnodes = (uint32) Min((double) limit / 2 / sizeof(Size),
 							Max(tuples * 1.1, 1024.0));

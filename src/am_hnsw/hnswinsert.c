@@ -569,7 +569,8 @@ HnswWriteNeighborLayer(HnswShared *hs, const HnswNode *node, int layer,
 				if (!isnan(nnorm[i]))
 				{
 					HnswSketchFillProj(hs, ntup, i, nnorm[i],
-									   nproj + (Size) i * hs->sketch_bits);
+									   nproj + (Size) i * hs->sketch_bits,
+									   NULL);
 					continue;
 				}
 				for (int j = 0; j < cap && was < 0; j++)

@@ -348,16 +348,24 @@ HnswSketchSetProj(HnswShared *hs, HnswNeighborTuple ntup, const float *proj)
 			out[i] = 0x7E00;	/* a half NaN */
 }
 
-/* Layer-0 slot's sketch from the neighbour's projection and |v - c| */
+/*
+ * Layer-0 slot's sketch from the neighbour's projection and |v - c|.
+ * cproj is the element's own projection as stored in the tuple, decoded to
+ * float by a caller that fills many slots; NULL to decode it here.
+ */
 void
 HnswSketchFillProj(HnswShared *hs, HnswNeighborTuple ntup, int slot,
-				   float norm, const float *vproj)
+				   float norm, const float *vproj, const float *cproj)
 {
-	float		cproj[OMEN_SKETCH_MAX_BITS];
+	float		own[OMEN_SKETCH_MAX_BITS];
 
 	if (hs->sketch_bits == 0)
 		return;
-	OmenHalfToFloat(HnswSketchProj(ntup, hs->m), cproj, hs->sketch_bits);
+	if (cproj == NULL)
+	{
+		OmenHalfToFloat(HnswSketchProj(ntup, hs->m), own, hs->sketch_bits);
+		cproj = own;
+	}
 	if (isnan(cproj[0]))
 	{
 		HnswSketchClear(hs, ntup, slot);
@@ -382,7 +390,8 @@ HnswSketchFill(HnswShared *hs, HnswNeighborTuple ntup, int slot,
 		return;
 	OmenSketchProject(HnswGetBasis(hs), hs->sketch_bits, hs->dim, vvec, vproj);
 	HnswSketchFillProj(hs, ntup, slot,
-					   sqrtf(omen_kernels->l2sq(cvec, vvec, hs->dim)), vproj);
+					   sqrtf(omen_kernels->l2sq(cvec, vvec, hs->dim)), vproj,
+					   NULL);
 }
 
 /* Set up what searches and inserts on this index need */
