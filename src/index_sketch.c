@@ -47,10 +47,8 @@ Orthonormalise(float *v, int r, int dim, pg_prng_state *rng)
 				for (int k = 0; k < j; k++)
 				{
 					const float *vk = v + (Size) k * dim;
-					float		d = omen_kernels->ip(vj, vk, dim);
-
-					for (int i = 0; i < dim; i++)
-						vj[i] -= d * vk[i];
+					omen_kernels->axpy(-omen_kernels->ip(vj, vk, dim), vk, vj,
+									   dim);
 				}
 			for (int i = 0; i < dim; i++)
 				norm += (double) vj[i] * vj[i];
@@ -114,20 +112,13 @@ OmenSketchBasis(const float *const *sample, int n, int dim, int r,
 			for (int j = 0; j < r; j++)
 			{
 				float		c = w[(Size) s * r + j];
-				float	   *nj = next + (Size) j * dim;
 
 				wsum[j] += c;
-				for (int i = 0; i < dim; i++)
-					nj[i] += c * x[i];
+				omen_kernels->axpy(c, x, next + (Size) j * dim, dim);
 			}
 		}
 		for (int j = 0; j < r; j++)
-		{
-			float	   *nj = next + (Size) j * dim;
-
-			for (int i = 0; i < dim; i++)
-				nj[i] -= wsum[j] * mean[i];
-		}
+			omen_kernels->axpy(-wsum[j], mean, next + (Size) j * dim, dim);
 		Orthonormalise(next, r, dim, &rng);
 		memcpy(basis, next, sizeof(float) * (Size) r * dim);
 		CHECK_FOR_INTERRUPTS();

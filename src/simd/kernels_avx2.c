@@ -337,6 +337,26 @@ lut16_avx2(const float *lut, const uint8_t *codes, int stride, int nbytes,
 	}
 }
 
+/* y_i += a * x_i, 8 at a time; the tail through masked loads and stores */
+OMEN_TARGET_AVX2 static void
+axpy_avx2(float a, const float *x, float *y, int n)
+{
+	__m256		va = _mm256_set1_ps(a);
+	int			i = 0;
+
+	for (; i + 8 <= n; i += 8)
+		_mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i),
+												_mm256_loadu_ps(y + i)));
+	if (i < n)
+	{
+		__m256i		m = tail_mask(n - i);
+
+		_mm256_maskstore_ps(y + i, m,
+							_mm256_fmadd_ps(va, _mm256_maskload_ps(x + i, m),
+											_mm256_maskload_ps(y + i, m)));
+	}
+}
+
 const OmenKernels omen_kernels_avx2 = {
 	.level = OMEN_SIMD_AVX2,
 	.name = "avx2",
@@ -346,6 +366,7 @@ const OmenKernels omen_kernels_avx2 = {
 	.cosine_parts = cosine_parts_avx2,
 	.lut16 = lut16_avx2,
 	.dot_u8 = dot_u8_avx2,
+	.axpy = axpy_avx2,
 };
 
 #else							/* !__x86_64__ */

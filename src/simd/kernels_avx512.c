@@ -307,6 +307,26 @@ lut16_avx512(const float *lut, const uint8_t *codes, int stride, int nbytes,
 	_mm512_storeu_ps(out, _mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
 }
 
+/* y_i += a * x_i, 16 at a time; the tail through masked loads and a store */
+OMEN_TARGET_AVX512 static void
+axpy_avx512(float a, const float *x, float *y, int n)
+{
+	__m512		va = _mm512_set1_ps(a);
+	int			i = 0;
+
+	for (; i + 16 <= n; i += 16)
+		_mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i),
+												_mm512_loadu_ps(y + i)));
+	if (i < n)
+	{
+		__mmask16	m = tail_mask(n - i);
+
+		_mm512_mask_storeu_ps(y + i, m,
+							  _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + i),
+											  _mm512_maskz_loadu_ps(m, y + i)));
+	}
+}
+
 const OmenKernels omen_kernels_avx512 = {
 	.level = OMEN_SIMD_AVX512,
 	.name = "avx512",
@@ -316,6 +336,7 @@ const OmenKernels omen_kernels_avx512 = {
 	.cosine_parts = cosine_parts_avx512,
 	.lut16 = lut16_avx512,
 	.dot_u8 = dot_u8_avx512,
+	.axpy = axpy_avx512,
 };
 
 #else							/* !__x86_64__ */

@@ -57,6 +57,16 @@ dot_u8_scalar(const float *q, const uint8_t *c, int n)
 	return sum;
 }
 
+/* y_i += a * x_i */
+static void
+axpy_scalar(float a, const float *x, float *y, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		y[i] += a * x[i];
+}
+
 /* Manhattan distance: sum |a_i - b_i| */
 static float
 l1_scalar(const float *a, const float *b, int n)
@@ -124,4 +134,5 @@ const OmenKernels omen_kernels_scalar = {
 	.cosine_parts = cosine_parts_scalar,
 	.lut16 = lut16_scalar,
 	.dot_u8 = dot_u8_scalar,
+	.axpy = axpy_scalar,
 };

@@ -54,6 +54,9 @@ typedef struct OmenKernels
 	 * exactly n bytes of c are read.
 	 */
 	float		(*dot_u8) (const float *q, const uint8_t *c, int n);
+
+	/* y_i += a * x_i for i < n (x and y do not overlap) */
+	void		(*axpy) (float a, const float *x, float *y, int n);
 } OmenKernels;
 
 /* The kernel set in use; never NULL after OmenSimdInit() */

@@ -53,6 +53,7 @@
  */
 #include "simd/omen_simd.h"
 
+#include <float.h>
 #include <math.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -780,6 +781,110 @@ test_dot_u8(const OmenKernels *k)
 	free(c);
 }
 
+/*
+ * axpy (the sketch basis fit) against a double reference, every test
+ * length, each element within a few roundings of its own terms; integer
+ * inputs give exact results.  And it writes nothing past y[n - 1] and reads
+ * nothing past x[n - 1]: x ends at a guard page, a sentinel follows y.
+ */
+static void
+test_axpy(const OmenKernels *k)
+{
+	static float *region = NULL;
+	static size_t region_floats;
+	float	   *x = malloc(sizeof(float) * MAX_LEN);
+	float	   *y = malloc(sizeof(float) * (MAX_LEN + 1));
+	double	   *ref = malloc(sizeof(double) * MAX_LEN);
+	int			good = 1;
+	int			exact = 1;
+	int			guard = 1;
+	struct sigaction old_segv,
+				old_bus;
+
+	for (int li = 0; li < nlengths && good; li++)
+	{
+		int			n = lengths[li];
+		float		a = (float) (rng_unit() * 4.0 - 2.0);
+
+		for (int i = 0; i < n; i++)
+		{
+			x[i] = (float) (rng_unit() * 20.0 - 10.0);
+			y[i] = (float) (rng_unit() * 20.0 - 10.0);
+			ref[i] = (double) y[i] + (double) a * x[i];
+		}
+		y[n] = 12345.0f;
+		k->axpy(a, x, y, n);
+		for (int i = 0; i < n; i++)
+		{
+			double		bound = 4.0 * FLT_EPSILON *
+				(fabs((double) y[i]) + fabs((double) a * x[i]) + fabs(ref[i]));
+
+			if (fabs((double) y[i] - ref[i]) > bound)
+			{
+				if (good)
+					printf("# %s axpy n=%d i=%d: got %.9g, reference %.9g\n",
+						   k->name, n, i, y[i], ref[i]);
+				good = 0;
+				break;
+			}
+		}
+		if (y[n] != 12345.0f)
+		{
+			printf("# %s axpy n=%d: wrote past y[n - 1]\n", k->name, n);
+			good = 0;
+		}
+
+		for (int i = 0; i < n; i++)
+		{
+			x[i] = (float) rng_int(-100, 100);
+			y[i] = (float) rng_int(-100, 100);
+			ref[i] = (double) y[i] - 3.0 * x[i];
+		}
+		k->axpy(-3.0f, x, y, n);
+		for (int i = 0; i < n; i++)
+			if ((double) y[i] != ref[i])
+				exact = 0;
+	}
+	ok(good, "%s: axpy on random inputs, every test length, within a few roundings, nothing written past the end",
+	   k->name);
+	ok(exact, "%s: axpy on small integers is exact", k->name);
+
+	if (region == NULL)
+	{
+		size_t		pagesize = (size_t) sysconf(_SC_PAGESIZE);
+
+		region_floats = pagesize / sizeof(float);
+		region = (float *) map_guarded(1, pagesize);
+	}
+	arm_faults(&old_segv, &old_bus);
+	for (int n = 1; n <= 200 && guard; n++)
+	{
+		float	   *xs = region + region_floats - n;
+
+		for (int i = 0; i < n; i++)
+		{
+			xs[i] = 1.0f;
+			y[i] = 1.0f;
+		}
+		if (sigsetjmp(fault_jump, 1) != 0)
+		{
+			printf("# %s axpy n=%d: memory fault: read past x\n", k->name, n);
+			guard = 0;
+			continue;
+		}
+		k->axpy(2.0f, xs, y, n);
+		for (int i = 0; i < n; i++)
+			if (y[i] != 3.0f)
+				guard = 0;
+	}
+	disarm_faults(&old_segv, &old_bus);
+	ok(guard, "%s: axpy reads nothing past x[n - 1] (guard page), 1..200 elements",
+	   k->name);
+	free(x);
+	free(y);
+	free(ref);
+}
+
 static void
 test_detection(void)
 {
@@ -797,7 +902,7 @@ test_detection(void)
 			ok(k != NULL && k->level == (OmenSimdLevel) level &&
 			   strcmp(k->name, level_names[level]) == 0 &&
 			   k->l2sq && k->ip && k->l1 && k->cosine_parts && k->lut16 &&
-			   k->dot_u8,
+			   k->dot_u8 && k->axpy,
 			   "%s: CPU supports it, OmenKernelsFor returns its complete kernel set",
 			   level_names[level]);
 		}
@@ -832,9 +937,9 @@ main(void)
 
 	/*
 	 * detection: 2 per level + 4; per level: 2 small + 1 integer + 2 * 4
-	 * random + 1 guard + 3 lut16 + 3 dot_u8
+	 * random + 1 guard + 3 lut16 + 3 dot_u8 + 3 axpy
 	 */
-	plan = 2 * OMEN_SIMD_NLEVELS + 4 + nsupported * (2 + 1 + 2 * NKERNELS + 1 + 3 + 3);
+	plan = 2 * OMEN_SIMD_NLEVELS + 4 + nsupported * (2 + 1 + 2 * NKERNELS + 1 + 3 + 3 + 3);
 	printf("1..%d\n", plan);
 	printf("# %d lengths per random test; best level here: %s\n",
 		   nlengths, level_names[OmenBestSimdLevel()]);
@@ -855,6 +960,7 @@ main(void)
 		test_guard_pages(k);
 		test_lut16(k);
 		test_dot_u8(k);
+		test_axpy(k);
 	}
 
 	if (test_number != plan)
