@@ -10,7 +10,11 @@
 # starts the server), it loads the dataset into two databases: omen's
 # (postgres) and one with CREATE EXTENSION vector.  It builds
 # omen_hnsw WITH (storage = half, codes = sq8) and pgvector's hnsw (m = 16,
-# ef_construction = 64), timed by psql on every CPU, then runs ROUNDS
+# ef_construction = 64), timed by psql on every CPU, each VS_BUILDS times in
+# turn, every build after a CHECKPOINT and a sync: on a server just started
+# and loaded the first builds run slower (omen's 7.1 then 6.9, 6.3, 5.7 s in
+# one such run), and one build each, omen's first, favoured pgvector.  Then
+# it runs ROUNDS
 # alternated rounds of one-client sweeps over ef_search.  Each omen-bench table shows recall@10 and
 # queries/s.  JSON lines go to $VS_JSON (default bench/vs-pgvector.jsonl).
 #
@@ -40,7 +44,8 @@
 #
 # Settings, with their defaults:
 #   VS_DATASET=fmnist  VS_QUERIES=1000  VS_LIMIT="param const"  VS_WAIT="block spin"
-#   VS_CLIENTS="1 2"  VS_PIN=1
+#   VS_CLIENTS="1 2"  VS_PIN=1  VS_BUILDS=2 (builds of each index, alternated;
+#   the queries use the last)
 #   VS_OMEN_INDEX="USING omen_hnsw (v vector_l2_ops) WITH (storage = half, codes = sq8)"
 #   VS_OMEN_SWEEP=omen.hnsw_ef_search=12,16,20,24,32,40,64
 #   VS_PGV_SWEEP=hnsw.ef_search=10,16,20,24,32,40,64
@@ -99,18 +104,24 @@ bench/omen-bench load -d "$ds"
 bench/omen-bench load -c "$pgv" -d "$ds"
 table=$(psql -XAt -c "SELECT relname FROM pg_class WHERE relkind = 'r' AND relname LIKE 'omen_bench_%'
 	AND obj_description(oid, 'pg_class') LIKE 'omen-bench:%' ORDER BY relname LIMIT 1")
+# Each build starts after a checkpoint and a sync, so neither pays for
+# writing out the tables just loaded or the index built before it
 Build()
 {
 	local t0 t1
+	psql -XAtq -d "$1" -c "DROP INDEX IF EXISTS $4" -c CHECKPOINT
+	sync
 	t0=$(date +%s.%N)
 	psql -XAtq -d "$1" -c "SET maintenance_work_mem = '2GB'" -c "$2"
 	t1=$(date +%s.%N)
 	echo "vs-pgvector: built $3 in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s," \
 		"$(psql -XAt -d "$1" -c "SELECT pg_size_pretty(pg_relation_size('$4'))")"
 }
-Build postgres "CREATE INDEX omen_vs_idx ON $table $omen_index" "omen ($omen_index)" omen_vs_idx
-Build omen_vs_pgvector "CREATE INDEX pgv_vs_idx ON $table USING hnsw (v vector_l2_ops) WITH (m = 16, ef_construction = 64)" \
-	"pgvector hnsw (m = 16, ef_construction = 64)" pgv_vs_idx
+for b in $(seq "${VS_BUILDS:-2}"); do
+	Build postgres "CREATE INDEX omen_vs_idx ON $table $omen_index" "omen ($omen_index)" omen_vs_idx
+	Build omen_vs_pgvector "CREATE INDEX pgv_vs_idx ON $table USING hnsw (v vector_l2_ops) WITH (m = 16, ef_construction = 64)" \
+		"pgvector hnsw (m = 16, ef_construction = 64)" pgv_vs_idx
+done
 
 # Put the server's processes (the postmaster, its children, and every
 # backend forked later) on CPUs $1
