@@ -3,9 +3,10 @@
  *	  float <-> IEEE 754 binary16 conversions.
  *
  * Decoding is on the hot path of searches over half-stored vectors, so it
- * uses the F16C instruction (8 values per instruction) when the CPU has it,
- * chosen per call from a flag set once; the portable version is the
- * reference.  Encoding happens once per stored vector and stays portable.
+ * uses the F16C instructions (8 values per instruction) when the CPU has
+ * them, chosen per call from a flag set once; the portable versions are the
+ * reference.  Encoding (every stored vector, and at a build every vector of
+ * the graph in its serial write phase) uses them too.
  * Values beyond the half range saturate to +-65504 rather than becoming
  * infinities, which no distance could order.
  */
@@ -138,6 +139,32 @@ HalfToFloatF16c(const uint16_t *in, float *out, int n)
 	for (; i < n; i++)
 		out[i] = HalfToFloatScalar(in[i]);
 }
+
+/*
+ * The same rounding as FloatToHalfScalar, 8 values per instruction: round
+ * to nearest even, with values beyond the half range first clamped to
+ * +-65504, where the scalar version saturates (F16C would give infinity)
+ */
+__attribute__((target("avx,f16c")))
+static void
+FloatToHalfF16c(const float *in, uint16_t *out, int n)
+{
+	const __m256 hi = _mm256_set1_ps(65504.0f);
+	const __m256 lo = _mm256_set1_ps(-65504.0f);
+	int			i = 0;
+
+	for (; i + 8 <= n; i += 8)
+	{
+		__m256		x = _mm256_min_ps(_mm256_max_ps(_mm256_loadu_ps(in + i), lo),
+									  hi);
+
+		_mm_storeu_si128((__m128i *) (out + i),
+						 _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT |
+										 _MM_FROUND_NO_EXC));
+	}
+	for (; i < n; i++)
+		out[i] = FloatToHalfScalar(in[i]);
+}
 #endif
 
 /* Convert n halves to floats */
@@ -161,6 +188,15 @@ OmenHalfToFloat(const uint16_t *in, float *out, int n)
 void
 OmenFloatToHalf(const float *in, uint16_t *out, int n)
 {
+#if defined(__x86_64__)
+	if (have_f16c < 0)
+		have_f16c = DetectF16c();
+	if (have_f16c && omen_kernels->level != OMEN_SIMD_SCALAR)
+	{
+		FloatToHalfF16c(in, out, n);
+		return;
+	}
+#endif
 	for (int i = 0; i < n; i++)
 		out[i] = FloatToHalfScalar(in[i]);
 }

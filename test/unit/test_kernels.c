@@ -51,6 +51,7 @@
  * sum |t_i|, i.e. 4.3e-6 at n = 70 and 9.5e-4 at n = 16000, while a dropped,
  * doubled or misplaced element is caught exactly by the integer-input test.
  */
+#include "simd/omen_half.h"
 #include "simd/omen_simd.h"
 
 #include <float.h>
@@ -885,6 +886,112 @@ test_axpy(const OmenKernels *k)
 	free(ref);
 }
 
+/* A half's value, decoded independently of half.c (finite halves only) */
+static float
+half_value(uint16_t h)
+{
+	int			e = (h >> 10) & 0x1F;
+	int			m = h & 0x3FF;
+	double		v = e == 0 ? ldexp((double) m, -24) :
+		ldexp((double) (m | 0x400), e - 25);
+
+	return (float) ((h & 0x8000) ? -v : v);
+}
+
+/*
+ * Half conversions at one level (omen_kernels chooses half.c's path):
+ * every finite half decodes exactly; encoding rounds to nearest even at
+ * every boundary between two neighbouring halves (the midpoint goes to the
+ * even one, the floats either side of it to their own side), saturates at
+ * +-65504 beyond the range and keeps the sign of zero.  Values go through
+ * OmenFloatToHalf in runs of 13, so the vector loop and the tail both see
+ * them.
+ */
+static void
+test_half(const OmenKernels *k)
+{
+	const OmenKernels *saved = omen_kernels;
+	int			decode = 1;
+	int			encode = 1;
+	float		in[13];
+	uint16_t	want[13];
+	uint16_t	got[13];
+	int			nin = 0;
+	int			bad = 0;
+
+	omen_kernels = k;
+	for (uint32_t h = 0; h < 0x10000 && decode; h += 13)
+	{
+		uint16_t	hs[13];
+		float		fs[13];
+		int			n = 0;
+
+		for (uint32_t j = h; j < h + 13 && j < 0x10000; j++)
+			if (((j >> 10) & 0x1F) != 0x1F)
+				hs[n++] = (uint16_t) j;
+		OmenHalfToFloat(hs, fs, n);
+		for (int i = 0; i < n; i++)
+			if (memcmp(&fs[i], &(float) {half_value(hs[i])}, sizeof(float)) != 0)
+			{
+				printf("# %s: half 0x%04x decodes to %.9g\n", k->name, hs[i], fs[i]);
+				decode = 0;
+				break;
+			}
+	}
+
+#define ENCODE_CASE(x, h) \
+	do { \
+		in[nin] = (x); want[nin] = (h); \
+		if (++nin == 13) { \
+			OmenFloatToHalf(in, got, nin); \
+			for (int i_ = 0; i_ < nin; i_++) \
+				if (got[i_] != want[i_] && bad++ < 5) \
+				{ \
+					printf("# %s: %.9g encodes to 0x%04x, want 0x%04x\n", \
+						   k->name, in[i_], got[i_], want[i_]); \
+					encode = 0; \
+				} \
+			nin = 0; \
+		} \
+	} while (0)
+
+	for (uint32_t h = 0; h < 0x7BFF; h++)
+	{
+		float		lo = half_value((uint16_t) h);
+		float		hi = half_value((uint16_t) (h + 1));
+		float		mid = (lo + hi) / 2;	/* exact: halves have 11 bits */
+		uint16_t	even = (h & 1) ? (uint16_t) (h + 1) : (uint16_t) h;
+
+		for (int sign = 0; sign < 2; sign++)
+		{
+			float		s = sign ? -1.0f : 1.0f;
+			uint16_t	sb = sign ? 0x8000 : 0;
+
+			ENCODE_CASE(s * lo, (uint16_t) (sb | h));
+			ENCODE_CASE(s * mid, (uint16_t) (sb | even));
+			ENCODE_CASE(s * nextafterf(mid, 0.0f), (uint16_t) (sb | h));
+			ENCODE_CASE(s * nextafterf(mid, INFINITY), (uint16_t) (sb | (h + 1)));
+		}
+	}
+	ENCODE_CASE(65504.0f, 0x7BFF);
+	ENCODE_CASE(65519.0f, 0x7BFF);
+	ENCODE_CASE(65520.0f, 0x7BFF);
+	ENCODE_CASE(1.0e6f, 0x7BFF);
+	ENCODE_CASE(-1.0e6f, 0xFBFF);
+	ENCODE_CASE(3.0e38f, 0x7BFF);
+	ENCODE_CASE(-0.0f, 0x8000);
+	ENCODE_CASE(1.0e-30f, 0x0000);
+	ENCODE_CASE(-1.0e-30f, 0x8000);
+	while (nin != 0)
+		ENCODE_CASE(0.0f, 0x0000);
+#undef ENCODE_CASE
+
+	omen_kernels = saved;
+	ok(decode, "%s: every finite half decodes exactly", k->name);
+	ok(encode, "%s: floats encode to the nearest half (ties to even) at every boundary, saturating at 65504",
+	   k->name);
+}
+
 static void
 test_detection(void)
 {
@@ -937,9 +1044,9 @@ main(void)
 
 	/*
 	 * detection: 2 per level + 4; per level: 2 small + 1 integer + 2 * 4
-	 * random + 1 guard + 3 lut16 + 3 dot_u8 + 3 axpy
+	 * random + 1 guard + 3 lut16 + 3 dot_u8 + 3 axpy + 2 half
 	 */
-	plan = 2 * OMEN_SIMD_NLEVELS + 4 + nsupported * (2 + 1 + 2 * NKERNELS + 1 + 3 + 3 + 3);
+	plan = 2 * OMEN_SIMD_NLEVELS + 4 + nsupported * (2 + 1 + 2 * NKERNELS + 1 + 3 + 3 + 3 + 2);
 	printf("1..%d\n", plan);
 	printf("# %d lengths per random test; best level here: %s\n",
 		   nlengths, level_names[OmenBestSimdLevel()]);
@@ -961,6 +1068,7 @@ main(void)
 		test_lut16(k);
 		test_dot_u8(k);
 		test_axpy(k);
+		test_half(k);
 	}
 
 	if (test_number != plan)
