@@ -16,6 +16,7 @@
 #include "access/genam.h"
 #include "storage/bufmgr.h"
 #include "utils/relcache.h"
+#include "simd/omen_half.h"
 #include "simd/omen_simd.h"
 #include "vector.h"
 
@@ -72,6 +73,29 @@ OmenDistanceCalc(const OmenDistance *dist, const float *a, const float *b)
 			return omen_kernels->l1(a, b, dist->dim);
 		default:
 			return OmenDistanceFmgr(dist, a, b);
+	}
+}
+
+/*
+ * OmenDistanceCalc with b stored in half precision: the same value as
+ * decoding b and calling it, without decoding into memory where the
+ * kernels take halves (L2, cosine, inner product); else through scratch
+ * (dim floats).
+ */
+static inline float
+OmenDistanceCalcHalf(const OmenDistance *dist, const float *a,
+					 const uint16 *b, float *scratch)
+{
+	switch (dist->metric)
+	{
+		case OMEN_METRIC_L2:
+		case OMEN_METRIC_COSINE:
+			return omen_kernels->l2sq_half(a, b, dist->dim);
+		case OMEN_METRIC_IP:
+			return -omen_kernels->ip_half(a, b, dist->dim);
+		default:
+			OmenHalfToFloat(b, scratch, dist->dim);
+			return OmenDistanceCalc(dist, a, scratch);
 	}
 }
 

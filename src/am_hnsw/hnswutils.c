@@ -598,10 +598,8 @@ HnswElementDistance(HnswShared *hs, HnswElementTuple etup, const float *q)
 	const char *v = HnswElementVectorData(etup, hs->dim, hs->storage);
 
 	if (HnswStorageHalf(hs->storage))
-	{
-		OmenHalfToFloat((const uint16 *) v, hs->scratch, hs->dim);
-		return OmenDistanceCalc(&hs->dist, q, hs->scratch);
-	}
+		return OmenDistanceCalcHalf(&hs->dist, q, (const uint16 *) v,
+									hs->scratch);
 	return OmenDistanceCalc(&hs->dist, q, (const float *) v);
 }
 
@@ -1096,20 +1094,23 @@ static inline float
 PivotDistance(HnswDiskSearch *ds, const HnswPivots *pv, int i)
 {
 	int			bits = ds->hs->proj_bits;
-	float		buf[OMEN_SKETCH_MAX_BITS];
-	const float *p;
+	bool		ip = ds->hs->dist.metric == OMEN_METRIC_IP;
 
+	/* inner product ranks by the projections' dot product */
 	if (i < pv->ntops)
-		p = pv->topproj + (Size) i * bits;
+	{
+		const float *p = pv->topproj + (Size) i * bits;
+
+		return ip ? -omen_kernels->ip(ds->qproj, p, bits) :
+			omen_kernels->l2sq(ds->qproj, p, bits);
+	}
 	else
 	{
-		OmenHalfToFloat(pv->proj + (Size) i * bits, buf, bits);
-		p = buf;
+		const uint16 *p = pv->proj + (Size) i * bits;
+
+		return ip ? -omen_kernels->ip_half(ds->qproj, p, bits) :
+			omen_kernels->l2sq_half(ds->qproj, p, bits);
 	}
-	/* inner product ranks by the projections' dot product */
-	return ds->hs->dist.metric == OMEN_METRIC_IP ?
-		-omen_kernels->ip(ds->qproj, p, bits) :
-		omen_kernels->l2sq(ds->qproj, p, bits);
 }
 
 /*

@@ -20,42 +20,6 @@
 #include <immintrin.h>
 #endif
 
-/* Portable: one half to float */
-static inline float
-HalfToFloatScalar(uint16_t h)
-{
-	uint32_t	sign = (uint32_t) (h & 0x8000) << 16;
-	uint32_t	exp = (h >> 10) & 0x1F;
-	uint32_t	mant = h & 0x3FF;
-	uint32_t	bits;
-	float		f;
-
-	if (exp == 0)
-	{
-		if (mant == 0)
-			bits = sign;
-		else
-		{
-			/* subnormal: normalise */
-			int			e = -1;
-
-			do
-			{
-				e++;
-				mant <<= 1;
-			} while ((mant & 0x400) == 0);
-			mant &= 0x3FF;
-			bits = sign | ((uint32_t) (127 - 15 - e) << 23) | (mant << 13);
-		}
-	}
-	else if (exp == 0x1F)
-		bits = sign | 0x7F800000 | (mant << 13);
-	else
-		bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
-	memcpy(&f, &bits, sizeof(f));
-	return f;
-}
-
 /* Portable: one float to half, round to nearest even, saturating */
 static inline uint16_t
 FloatToHalfScalar(float f)
@@ -137,7 +101,7 @@ HalfToFloatF16c(const uint16_t *in, float *out, int n)
 		_mm256_storeu_ps(out + i, _mm256_cvtph_ps(h));
 	}
 	for (; i < n; i++)
-		out[i] = HalfToFloatScalar(in[i]);
+		out[i] = OmenHalfToFloat1(in[i]);
 }
 
 /*
@@ -181,7 +145,7 @@ OmenHalfToFloat(const uint16_t *in, float *out, int n)
 	}
 #endif
 	for (int i = 0; i < n; i++)
-		out[i] = HalfToFloatScalar(in[i]);
+		out[i] = OmenHalfToFloat1(in[i]);
 }
 
 /* Convert n floats to halves */

@@ -1,8 +1,8 @@
 /*
  * kernels_avx2.c
- *	  Distance kernels for x86-64 CPUs with AVX2 and FMA.
+ *	  Distance kernels for x86-64 CPUs with AVX2, FMA and F16C.
  *
- * Each function carries __attribute__((target("avx2,fma"))) instead of the
+ * Each function carries __attribute__((target("avx2,fma,f16c"))) instead of the
  * whole file being built with -mavx2, so the module still loads on CPUs
  * without AVX2; simd.c only hands these out after CPUID (and XGETBV, for the
  * OS's YMM state) says they can run.
@@ -21,9 +21,11 @@
 #if defined(__x86_64__)
 
 #include <immintrin.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
-#define OMEN_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define OMEN_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 
 /* Declared here rather than in omen_simd.h: only simd.c uses this table */
 extern const OmenKernels omen_kernels_avx2;
@@ -57,9 +59,45 @@ hsum256(__m256 v)
 	return _mm_cvtss_f32(lo);
 }
 
+/* 8 halves as floats (F16C) */
+OMEN_TARGET_AVX2 static inline __m256
+load_half8(const uint16_t *p)
+{
+	return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) p));
+}
+
+/*
+ * b[i .. i + 8) as floats, b being float or (half) IEEE half.  With
+ * always_inline and a constant half the kernels below compile to two
+ * versions, float and half, that do the same arithmetic step for step.
+ */
+#define OMEN_INLINE_AVX2 OMEN_TARGET_AVX2 static inline __attribute__((always_inline))
+
+OMEN_INLINE_AVX2 __m256
+load_b(const void *b, int i, bool half)
+{
+	if (half)
+		return load_half8((const uint16_t *) b + i);
+	return _mm256_loadu_ps((const float *) b + i);
+}
+
+/* b[i .. i + k) for k in 1..7, the other lanes 0, reading nothing beyond */
+OMEN_INLINE_AVX2 __m256
+load_b_tail(const void *b, int i, int k, bool half)
+{
+	if (half)
+	{
+		uint16_t	t[8] = {0};
+
+		memcpy(t, (const uint16_t *) b + i, sizeof(uint16_t) * k);
+		return load_half8(t);
+	}
+	return _mm256_maskload_ps((const float *) b + i, tail_mask(k));
+}
+
 /* Squared Euclidean distance: sum (a_i - b_i)^2 */
-OMEN_TARGET_AVX2 static float
-l2sq_avx2(const float *a, const float *b, int n)
+OMEN_INLINE_AVX2 float
+l2sq_body(const float *a, const void *b, int n, bool half)
 {
 	__m256		s0 = _mm256_setzero_ps();
 	__m256		s1 = _mm256_setzero_ps();
@@ -73,10 +111,10 @@ l2sq_avx2(const float *a, const float *b, int n)
 
 	for (; i + 32 <= n; i += 32)
 	{
-		d0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
-		d1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8));
-		d2 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16));
-		d3 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24));
+		d0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), load_b(b, i, half));
+		d1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8), load_b(b, i + 8, half));
+		d2 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 16), load_b(b, i + 16, half));
+		d3 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 24), load_b(b, i + 24, half));
 		s0 = _mm256_fmadd_ps(d0, d0, s0);
 		s1 = _mm256_fmadd_ps(d1, d1, s1);
 		s2 = _mm256_fmadd_ps(d2, d2, s2);
@@ -84,23 +122,33 @@ l2sq_avx2(const float *a, const float *b, int n)
 	}
 	for (; i + 8 <= n; i += 8)
 	{
-		d0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
+		d0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), load_b(b, i, half));
 		s0 = _mm256_fmadd_ps(d0, d0, s0);
 	}
 	if (i < n)
 	{
-		__m256i		m = tail_mask(n - i);
-
-		d1 = _mm256_sub_ps(_mm256_maskload_ps(a + i, m),
-						   _mm256_maskload_ps(b + i, m));
+		d1 = _mm256_sub_ps(_mm256_maskload_ps(a + i, tail_mask(n - i)),
+						   load_b_tail(b, i, n - i, half));
 		s1 = _mm256_fmadd_ps(d1, d1, s1);
 	}
 	return hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
 }
 
-/* Inner product: sum a_i * b_i */
 OMEN_TARGET_AVX2 static float
-ip_avx2(const float *a, const float *b, int n)
+l2sq_avx2(const float *a, const float *b, int n)
+{
+	return l2sq_body(a, b, n, false);
+}
+
+OMEN_TARGET_AVX2 static float
+l2sq_half_avx2(const float *a, const uint16_t *b, int n)
+{
+	return l2sq_body(a, b, n, true);
+}
+
+/* Inner product: sum a_i * b_i */
+OMEN_INLINE_AVX2 float
+ip_body(const float *a, const void *b, int n, bool half)
 {
 	__m256		s0 = _mm256_setzero_ps();
 	__m256		s1 = _mm256_setzero_ps();
@@ -110,21 +158,29 @@ ip_avx2(const float *a, const float *b, int n)
 
 	for (; i + 32 <= n; i += 32)
 	{
-		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-		s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
-		s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
-		s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
+		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), load_b(b, i, half), s0);
+		s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), load_b(b, i + 8, half), s1);
+		s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), load_b(b, i + 16, half), s2);
+		s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), load_b(b, i + 24, half), s3);
 	}
 	for (; i + 8 <= n; i += 8)
-		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+		s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), load_b(b, i, half), s0);
 	if (i < n)
-	{
-		__m256i		m = tail_mask(n - i);
-
-		s1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m),
-							 _mm256_maskload_ps(b + i, m), s1);
-	}
+		s1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, tail_mask(n - i)),
+							 load_b_tail(b, i, n - i, half), s1);
 	return hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+}
+
+OMEN_TARGET_AVX2 static float
+ip_avx2(const float *a, const float *b, int n)
+{
+	return ip_body(a, b, n, false);
+}
+
+OMEN_TARGET_AVX2 static float
+ip_half_avx2(const float *a, const uint16_t *b, int n)
+{
+	return ip_body(a, b, n, true);
 }
 
 /* sum q_i * c_i over 8-bit codes: 8 codes widened to floats per step */
@@ -367,6 +423,8 @@ const OmenKernels omen_kernels_avx2 = {
 	.lut16 = lut16_avx2,
 	.dot_u8 = dot_u8_avx2,
 	.axpy = axpy_avx2,
+	.l2sq_half = l2sq_half_avx2,
+	.ip_half = ip_half_avx2,
 };
 
 #else							/* !__x86_64__ */

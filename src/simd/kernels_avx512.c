@@ -22,7 +22,9 @@
 #if defined(__x86_64__)
 
 #include <immintrin.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #define OMEN_TARGET_AVX512 __attribute__((target("avx512f")))
 
@@ -36,9 +38,49 @@ tail_mask(int k)
 	return (__mmask16) ((1u << k) - 1);
 }
 
+/* 16 halves as floats (VCVTPH2PS is AVX-512 F) */
+OMEN_TARGET_AVX512 static inline __m512
+load_half16(const uint16_t *p)
+{
+	return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) p));
+}
+
+/*
+ * b[i .. i + 16) as floats, b being float or (half) IEEE half.  With
+ * always_inline and a constant half the kernels below compile to two
+ * versions, float and half, that do the same arithmetic step for step.
+ */
+#define OMEN_INLINE_AVX512 OMEN_TARGET_AVX512 static inline __attribute__((always_inline))
+
+OMEN_INLINE_AVX512 __m512
+load_b(const void *b, int i, bool half)
+{
+	if (half)
+		return load_half16((const uint16_t *) b + i);
+	return _mm512_loadu_ps((const float *) b + i);
+}
+
+/*
+ * b[i .. i + k) for k in 1..15, the other lanes 0, reading nothing beyond
+ * (for halves through a copy: a masked load of 16-bit lanes would need
+ * AVX-512 BW)
+ */
+OMEN_INLINE_AVX512 __m512
+load_b_tail(const void *b, int i, int k, bool half)
+{
+	if (half)
+	{
+		uint16_t	t[16] = {0};
+
+		memcpy(t, (const uint16_t *) b + i, sizeof(uint16_t) * k);
+		return load_half16(t);
+	}
+	return _mm512_maskz_loadu_ps(tail_mask(k), (const float *) b + i);
+}
+
 /* Squared Euclidean distance: sum (a_i - b_i)^2 */
-OMEN_TARGET_AVX512 static float
-l2sq_avx512(const float *a, const float *b, int n)
+OMEN_INLINE_AVX512 float
+l2sq_body(const float *a, const void *b, int n, bool half)
 {
 	__m512		s0 = _mm512_setzero_ps();
 	__m512		s1 = _mm512_setzero_ps();
@@ -52,10 +94,10 @@ l2sq_avx512(const float *a, const float *b, int n)
 
 	for (; i + 64 <= n; i += 64)
 	{
-		d0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
-		d1 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16));
-		d2 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 32), _mm512_loadu_ps(b + i + 32));
-		d3 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 48), _mm512_loadu_ps(b + i + 48));
+		d0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), load_b(b, i, half));
+		d1 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 16), load_b(b, i + 16, half));
+		d2 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 32), load_b(b, i + 32, half));
+		d3 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 48), load_b(b, i + 48, half));
 		s0 = _mm512_fmadd_ps(d0, d0, s0);
 		s1 = _mm512_fmadd_ps(d1, d1, s1);
 		s2 = _mm512_fmadd_ps(d2, d2, s2);
@@ -63,24 +105,34 @@ l2sq_avx512(const float *a, const float *b, int n)
 	}
 	for (; i + 16 <= n; i += 16)
 	{
-		d0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
+		d0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), load_b(b, i, half));
 		s0 = _mm512_fmadd_ps(d0, d0, s0);
 	}
 	if (i < n)
 	{
-		__mmask16	m = tail_mask(n - i);
-
-		d1 = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + i),
-						   _mm512_maskz_loadu_ps(m, b + i));
+		d1 = _mm512_sub_ps(_mm512_maskz_loadu_ps(tail_mask(n - i), a + i),
+						   load_b_tail(b, i, n - i, half));
 		s1 = _mm512_fmadd_ps(d1, d1, s1);
 	}
 	return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1),
 											  _mm512_add_ps(s2, s3)));
 }
 
-/* Inner product: sum a_i * b_i */
 OMEN_TARGET_AVX512 static float
-ip_avx512(const float *a, const float *b, int n)
+l2sq_avx512(const float *a, const float *b, int n)
+{
+	return l2sq_body(a, b, n, false);
+}
+
+OMEN_TARGET_AVX512 static float
+l2sq_half_avx512(const float *a, const uint16_t *b, int n)
+{
+	return l2sq_body(a, b, n, true);
+}
+
+/* Inner product: sum a_i * b_i */
+OMEN_INLINE_AVX512 float
+ip_body(const float *a, const void *b, int n, bool half)
 {
 	__m512		s0 = _mm512_setzero_ps();
 	__m512		s1 = _mm512_setzero_ps();
@@ -90,22 +142,30 @@ ip_avx512(const float *a, const float *b, int n)
 
 	for (; i + 64 <= n; i += 64)
 	{
-		s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
-		s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
-		s2 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 32), _mm512_loadu_ps(b + i + 32), s2);
-		s3 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 48), _mm512_loadu_ps(b + i + 48), s3);
+		s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), load_b(b, i, half), s0);
+		s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), load_b(b, i + 16, half), s1);
+		s2 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 32), load_b(b, i + 32, half), s2);
+		s3 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 48), load_b(b, i + 48, half), s3);
 	}
 	for (; i + 16 <= n; i += 16)
-		s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+		s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), load_b(b, i, half), s0);
 	if (i < n)
-	{
-		__mmask16	m = tail_mask(n - i);
-
-		s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i),
-							 _mm512_maskz_loadu_ps(m, b + i), s1);
-	}
+		s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail_mask(n - i), a + i),
+							 load_b_tail(b, i, n - i, half), s1);
 	return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1),
 											  _mm512_add_ps(s2, s3)));
+}
+
+OMEN_TARGET_AVX512 static float
+ip_avx512(const float *a, const float *b, int n)
+{
+	return ip_body(a, b, n, false);
+}
+
+OMEN_TARGET_AVX512 static float
+ip_half_avx512(const float *a, const uint16_t *b, int n)
+{
+	return ip_body(a, b, n, true);
 }
 
 /*
@@ -337,6 +397,8 @@ const OmenKernels omen_kernels_avx512 = {
 	.lut16 = lut16_avx512,
 	.dot_u8 = dot_u8_avx512,
 	.axpy = axpy_avx512,
+	.l2sq_half = l2sq_half_avx512,
+	.ip_half = ip_half_avx512,
 };
 
 #else							/* !__x86_64__ */

@@ -7,8 +7,10 @@
  * kernels do, and are written plainly on purpose: no unrolling, no tricks.
  * No PostgreSQL header is included here (see omen_simd.h).
  */
+#include "simd/omen_half.h"
 #include "simd/omen_simd.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <math.h>
@@ -17,32 +19,64 @@
 /* Declared here rather than in omen_simd.h: only simd.c uses this table */
 extern const OmenKernels omen_kernels_scalar;
 
+/* b[i], b being float or (half) IEEE half */
+static inline float
+load_b(const void *b, int i, bool half)
+{
+	return half ? OmenHalfToFloat1(((const uint16_t *) b)[i]) :
+		((const float *) b)[i];
+}
+
 /* Squared Euclidean distance: sum (a_i - b_i)^2 */
-static float
-l2sq_scalar(const float *a, const float *b, int n)
+static inline float
+l2sq_body(const float *a, const void *b, int n, bool half)
 {
 	float		sum = 0.0f;
 	int			i;
 
 	for (i = 0; i < n; i++)
 	{
-		float		d = a[i] - b[i];
+		float		d = a[i] - load_b(b, i, half);
 
 		sum += d * d;
 	}
 	return sum;
 }
 
-/* Inner product: sum a_i * b_i */
 static float
-ip_scalar(const float *a, const float *b, int n)
+l2sq_scalar(const float *a, const float *b, int n)
+{
+	return l2sq_body(a, b, n, false);
+}
+
+static float
+l2sq_half_scalar(const float *a, const uint16_t *b, int n)
+{
+	return l2sq_body(a, b, n, true);
+}
+
+/* Inner product: sum a_i * b_i */
+static inline float
+ip_body(const float *a, const void *b, int n, bool half)
 {
 	float		sum = 0.0f;
 	int			i;
 
 	for (i = 0; i < n; i++)
-		sum += a[i] * b[i];
+		sum += a[i] * load_b(b, i, half);
 	return sum;
+}
+
+static float
+ip_scalar(const float *a, const float *b, int n)
+{
+	return ip_body(a, b, n, false);
+}
+
+static float
+ip_half_scalar(const float *a, const uint16_t *b, int n)
+{
+	return ip_body(a, b, n, true);
 }
 
 /* sum q_i * c_i over 8-bit codes */
@@ -135,4 +169,6 @@ const OmenKernels omen_kernels_scalar = {
 	.lut16 = lut16_scalar,
 	.dot_u8 = dot_u8_scalar,
 	.axpy = axpy_scalar,
+	.l2sq_half = l2sq_half_scalar,
+	.ip_half = ip_half_scalar,
 };

@@ -55,6 +55,14 @@ typedef struct OmenKernels
 	 */
 	float		(*dot_u8) (const float *q, const uint8_t *c, int n);
 
+	/*
+	 * l2sq and ip with b in IEEE half precision (16 bits a value): the
+	 * same result, bit for bit, as the float kernel on b decoded, without
+	 * decoding it into memory first.  Exactly n halves of b are read.
+	 */
+	float		(*l2sq_half) (const float *a, const uint16_t *b, int n);
+	float		(*ip_half) (const float *a, const uint16_t *b, int n);
+
 	/* y_i += a * x_i for i < n (x and y do not overlap) */
 	void		(*axpy) (float a, const float *x, float *y, int n);
 } OmenKernels;

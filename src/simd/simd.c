@@ -2,8 +2,9 @@
  * simd.c
  *	  CPU feature detection and the choice of distance kernels.
  *
- * The levels are nested: AVX-512 is only offered on a CPU that also has AVX2
- * and FMA (every AVX-512 CPU does), so the best level is simply the highest
+ * The levels are nested: AVX2 means AVX2, FMA and F16C (the half-precision
+ * kernels; every AVX2 CPU has it), and AVX-512 is only offered on a CPU that
+ * also has those (every AVX-512 CPU does), so the best level is simply the highest
  * one supported.  A level counts as supported only if the CPU has the
  * instructions (CPUID) and the operating system saves the register state they
  * use (CPUID.OSXSAVE, then XCR0 through XGETBV): YMM state for AVX2, and also
@@ -58,6 +59,7 @@ static bool cpu_supports[OMEN_SIMD_NLEVELS];
 
 /* CPUID feature bits (leaf 1 ECX; leaf 7 subleaf 0 EBX) */
 #define CPUID1_ECX_FMA		(1u << 12)
+#define CPUID1_ECX_F16C		(1u << 29)
 #define CPUID1_ECX_OSXSAVE	(1u << 27)
 #define CPUID1_ECX_AVX		(1u << 28)
 #define CPUID7_EBX_AVX2		(1u << 5)
@@ -101,6 +103,7 @@ detect_x86(void)
 
 	avx2 = (ecx1 & CPUID1_ECX_AVX) &&
 		(ecx1 & CPUID1_ECX_FMA) &&
+		(ecx1 & CPUID1_ECX_F16C) &&
 		(ebx7 & CPUID7_EBX_AVX2) &&
 		(ecx1 & CPUID1_ECX_OSXSAVE) &&
 		(xcr0 & XCR0_AVX_STATE) == XCR0_AVX_STATE;

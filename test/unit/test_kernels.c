@@ -992,6 +992,82 @@ test_half(const OmenKernels *k)
 	   k->name);
 }
 
+/*
+ * l2sq_half and ip_half: bit for bit the float kernels' results on the
+ * halves decoded, for random vectors at every test length; and they read
+ * no half past the last: b ends at a guard page, lengths 1..200.
+ */
+static void
+test_half_kernels(const OmenKernels *k)
+{
+	static uint16_t *region = NULL;
+	static size_t region_halves;
+	float	   *a = malloc(sizeof(float) * MAX_LEN);
+	float	   *bf = malloc(sizeof(float) * MAX_LEN);
+	uint16_t   *bh = malloc(sizeof(uint16_t) * MAX_LEN);
+	int			same = 1;
+	int			guard = 1;
+	struct sigaction old_segv,
+				old_bus;
+
+	for (int li = 0; li < nlengths && same; li++)
+	{
+		int			n = lengths[li];
+
+		for (int i = 0; i < n; i++)
+		{
+			a[i] = (float) (rng_unit() * 20.0 - 10.0);
+			bf[i] = (float) (rng_unit() * 20.0 - 10.0);
+		}
+		OmenFloatToHalf(bf, bh, n);
+		for (int i = 0; i < n; i++)
+			bf[i] = half_value(bh[i]);
+		if (k->l2sq_half(a, bh, n) != k->l2sq(a, bf, n) ||
+			k->ip_half(a, bh, n) != k->ip(a, bf, n))
+		{
+			printf("# %s n=%d: l2sq_half %.9g / %.9g, ip_half %.9g / %.9g\n",
+				   k->name, n, k->l2sq_half(a, bh, n), k->l2sq(a, bf, n),
+				   k->ip_half(a, bh, n), k->ip(a, bf, n));
+			same = 0;
+		}
+	}
+	ok(same, "%s: l2sq_half and ip_half equal l2sq and ip on the decoded halves, every test length",
+	   k->name);
+
+	if (region == NULL)
+	{
+		size_t		pagesize = (size_t) sysconf(_SC_PAGESIZE);
+
+		region_halves = pagesize / sizeof(uint16_t);
+		region = (uint16_t *) map_guarded(1, pagesize);
+	}
+	for (int i = 0; i < 200; i++)
+		a[i] = 3.0f;
+	arm_faults(&old_segv, &old_bus);
+	for (int n = 1; n <= 200 && guard; n++)
+	{
+		uint16_t   *b = region + region_halves - n;
+
+		for (int i = 0; i < n; i++)
+			b[i] = 0x3C00;		/* 1.0 */
+		if (sigsetjmp(fault_jump, 1) != 0)
+		{
+			printf("# %s half kernels n=%d: memory fault: read past b\n",
+				   k->name, n);
+			guard = 0;
+			continue;
+		}
+		if (k->l2sq_half(a, b, n) != 4.0f * n || k->ip_half(a, b, n) != 3.0f * n)
+			guard = 0;
+	}
+	disarm_faults(&old_segv, &old_bus);
+	ok(guard, "%s: l2sq_half and ip_half read nothing past the last half (guard page), 1..200",
+	   k->name);
+	free(a);
+	free(bf);
+	free(bh);
+}
+
 static void
 test_detection(void)
 {
@@ -1009,7 +1085,7 @@ test_detection(void)
 			ok(k != NULL && k->level == (OmenSimdLevel) level &&
 			   strcmp(k->name, level_names[level]) == 0 &&
 			   k->l2sq && k->ip && k->l1 && k->cosine_parts && k->lut16 &&
-			   k->dot_u8 && k->axpy,
+			   k->dot_u8 && k->axpy && k->l2sq_half && k->ip_half,
 			   "%s: CPU supports it, OmenKernelsFor returns its complete kernel set",
 			   level_names[level]);
 		}
@@ -1044,9 +1120,10 @@ main(void)
 
 	/*
 	 * detection: 2 per level + 4; per level: 2 small + 1 integer + 2 * 4
-	 * random + 1 guard + 3 lut16 + 3 dot_u8 + 3 axpy + 2 half
+	 * random + 1 guard + 3 lut16 + 3 dot_u8 + 3 axpy + 2 half + 2 half
+	 * kernels
 	 */
-	plan = 2 * OMEN_SIMD_NLEVELS + 4 + nsupported * (2 + 1 + 2 * NKERNELS + 1 + 3 + 3 + 3 + 2);
+	plan = 2 * OMEN_SIMD_NLEVELS + 4 + nsupported * (2 + 1 + 2 * NKERNELS + 1 + 3 + 3 + 3 + 2 + 2);
 	printf("1..%d\n", plan);
 	printf("# %d lengths per random test; best level here: %s\n",
 		   nlengths, level_names[OmenBestSimdLevel()]);
@@ -1069,6 +1146,7 @@ main(void)
 		test_dot_u8(k);
 		test_axpy(k);
 		test_half(k);
+		test_half_kernels(k);
 	}
 
 	if (test_number != plan)
