@@ -71,9 +71,12 @@ DROP TABLE hv;
 DROP FUNCTION hv_churn(int);
 
 -- large elements (two per page): after a first round frees space, each
--- round's inserts (as many as it deleted) fill freed space and add no page.
--- (The free space map must learn what each insert used: stale entries sent
--- inserters to full pages until they gave up and extended the index.)
+-- round's inserts (as many as it deleted) fill freed space.  (The free space
+-- map must learn what each insert used: stale entries sent inserters to full
+-- pages until they gave up and extended the index, 180 kB over these four
+-- rounds.)  Inserts draw their levels at random, and a new element of a
+-- higher level than the ones freed may find no page with room for its
+-- longer neighbour list: 1 run in 15 added one page, so up to two may.
 SELECT setseed(0.5);
 CREATE TABLE hw (id int PRIMARY KEY, v vector(784)) WITH (toast_tuple_target = 8160);
 ALTER TABLE hw ALTER COLUMN v SET STORAGE PLAIN;
@@ -95,7 +98,8 @@ SELECT hw_round(30001);
 VACUUM hw;
 SELECT hw_round(40001);
 SELECT count(*) FROM hw;
-SELECT pg_relation_size('hw_idx') - :hw_size AS hw_growth_bytes;
+SELECT pg_relation_size('hw_idx') - :hw_size <=
+  2 * current_setting('block_size')::int AS hw_grew_two_pages_at_most;
 -- the index has sketches (784 float dimensions) and pivots, most of whose
 -- rows are gone now (their slots freed or taken by new rows): scans pass
 -- over those and still find the rows as their own nearest (random
