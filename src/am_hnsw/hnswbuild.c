@@ -58,7 +58,8 @@
  * vector's sq8 code, when the index gets edge sketches and the metric is
  * L2 or cosine float lengths[2m] (BuildLengthSize: the distance of each
  * layer-0 neighbour, whose square root WriteGraph stores with the edge's
- * sketch), and int32 neighbours[(level + 2) * m].  The searches
+ * sketch), and the int32 slots of layer 0 (2m); a node of level 1 or more
+ * has m more for each upper layer in the upper area.  The searches
  * of the build walk by the codes, as scans do (1 byte a dimension instead
  * of 4), and re-score what they find with the vectors.  The vector and the
  * code come first, at offsets that do not depend on the node's level, so
@@ -74,13 +75,23 @@ typedef struct GraphNode
 	uint8		counts[HNSW_MAX_LEVEL + 1]; /* used slots per layer */
 	ItemPointerData tid;		/* where the element is written */
 	ItemPointerData ntid;		/* where its neighbour tuple is written */
+	uint64		upper;			/* level >= 1: its upper layers' slots, at
+								 * this offset of the upper area */
 } GraphNode;
 
 #define GRAPH_NODE_HEADER	MAXALIGN(sizeof(GraphNode))
 
 /*
- * The graph's fixed part.  In shared memory it is followed by the offsets
- * array and the node area; a serial build keeps those in local memory.
+ * The graph's fixed part.  In shared memory it is followed by the node area
+ * and the upper area; a serial build keeps those in local memory.
+ *
+ * Every node takes the same bytes of the node area (GNodeSize: header,
+ * vector, code, edge lengths, layer-0 slots), so node i is at i times that,
+ * found with no lookup: the visits of a search, most of a build's time,
+ * reach each neighbour's code with one dependent cache miss, where an array
+ * of offsets (for nodes of different sizes) took two.  The slots of layers
+ * 1 and up, which only a node's level decides and few nodes have, are in
+ * the upper area, allocated as nodes are added.
  */
 typedef struct HnswGraphShared
 {
@@ -88,11 +99,12 @@ typedef struct HnswGraphShared
 	int32		entry;			/* node index, -1 if none */
 	int32		entry_level;
 	pg_atomic_uint32 nnodes;
-	pg_atomic_uint64 used;		/* bytes of the node area taken */
+	pg_atomic_uint64 used;		/* bytes of the upper area taken */
 	pg_atomic_uint32 full;		/* an allocation failed */
 	pg_atomic_uint64 indtuples;
-	Size		areasize;
-	uint32		maxnodes;
+	Size		areasize;		/* bytes of the node area */
+	Size		uppersize;		/* bytes of the upper area */
+	uint32		maxnodes;		/* nodes the node area holds */
 	int			tranche;
 } HnswGraphShared;
 
@@ -100,11 +112,14 @@ typedef struct HnswGraphShared
 typedef struct HnswGraph
 {
 	HnswGraphShared *sh;
-	Size	   *offsets;		/* node index -> offset in area */
-	char	   *area;
+	char	   *area;			/* node i at i * stride */
+	char	   *upper;			/* upper layers' slots */
+	Size		stride;			/* GNodeSize; 0 until known (a serial build
+								 * of a column without typmod learns the
+								 * length from the first vector) */
 	bool		parallel;		/* take node locks */
-	bool		growable;		/* serial: may enlarge area and offsets */
-	Size		limit;			/* serial: the most the arena may take */
+	bool		growable;		/* serial: may enlarge both areas */
+	Size		limit;			/* serial: the most both areas may take */
 } HnswGraph;
 
 /* Parallel build state in shared memory, followed by the table scan */
@@ -148,7 +163,7 @@ typedef struct HnswBuildState
 static inline GraphNode *
 GNode(HnswGraph *g, int i)
 {
-	return (GraphNode *) (g->area + g->offsets[i]);
+	return (GraphNode *) (g->area + (Size) i * g->stride);
 }
 
 static inline float *
@@ -194,19 +209,30 @@ GLengths(GraphNode *node, const HnswBuildState *bs)
 					  BuildCodeSize(&bs->hs));
 }
 
+/* The slots of a node's list on layer (2m on layer 0, m above) */
 static inline int32 *
-GNeighbors(GraphNode *node, const HnswBuildState *bs)
+GLayer(const HnswBuildState *bs, GraphNode *node, int layer)
 {
-	return (int32 *) ((char *) GLengths(node, bs) + BuildLengthSize(bs));
+	if (layer == 0)
+		return (int32 *) ((char *) GLengths(node, bs) + BuildLengthSize(bs));
+	return (int32 *) (bs->g.upper + node->upper) +
+		(Size) (layer - 1) * bs->hs.m;
 }
 
+/* Bytes of every node in the node area */
 static inline Size
-GNodeSize(const HnswBuildState *bs, int level)
+GNodeSize(const HnswBuildState *bs)
 {
-	return GRAPH_NODE_HEADER +
-		MAXALIGN(sizeof(int32) * HNSW_NEIGHBOR_SLOTS(level, bs->hs.m)) +
-		MAXALIGN(sizeof(float) * bs->hs.dim) + BuildCodeSize(&bs->hs) +
-		BuildLengthSize(bs);
+	return GRAPH_NODE_HEADER + MAXALIGN(sizeof(float) * bs->hs.dim) +
+		BuildCodeSize(&bs->hs) + BuildLengthSize(bs) +
+		MAXALIGN(sizeof(int32) * 2 * bs->hs.m);
+}
+
+/* Bytes of a node's upper layers' slots in the upper area */
+static inline Size
+GUpperSize(const HnswBuildState *bs, int level)
+{
+	return MAXALIGN(sizeof(int32) * (Size) level * bs->hs.m);
 }
 
 /*
@@ -229,17 +255,17 @@ SetEdgeLengths(HnswBuildState *bs)
 						 HnswChooseSketchBits(hs->dim, hs->dist.metric));
 }
 
-/* Bytes the graph of ntuples vectors is expected to take */
+/*
+ * Bytes the upper area of ntuples nodes is expected to take: a node has on
+ * average 1/(m-1) upper levels of m slots each; with room for the levels
+ * drawn to run high, and a floor for small graphs.
+ */
 static Size
-EstimateGraphSize(double ntuples, const HnswBuildState *bs)
+EstimateUpperSize(double ntuples, const HnswBuildState *bs)
 {
 	int			m = bs->hs.m;
 
-	/* a node has on average 1/(m-1) upper levels of m slots each */
-	double		pernode = GNodeSize(bs, 0) +
-		sizeof(int32) * (double) m / (m - 1);
-
-	return (Size) (ntuples * (pernode + sizeof(Size)));
+	return (Size) (ntuples * 1.5 * sizeof(int32) * m / (m - 1)) + 64 * 1024;
 }
 
 
@@ -259,14 +285,15 @@ NodeUnlock(HnswGraph *g, GraphNode *node)
 }
 
 /*
- * Allocate a node; returns its index or -1 when the graph is full (a
- * serial arena first tries to grow up to its limit).
+ * Allocate a node of level; returns its index, with in *upper the offset of
+ * its upper layers' slots, or -1 when the graph is full (a serial graph
+ * first tries to grow its areas up to its limit).
  */
 static int
-AllocNode(HnswGraph *g, const HnswBuildState *bs, int level)
+AllocNode(HnswGraph *g, const HnswBuildState *bs, int level, uint64 *upper)
 {
-	Size		size = GNodeSize(bs, level);
-	uint64		off;
+	Size		usize = level > 0 ? GUpperSize(bs, level) : 0;
+	uint64		off = 0;
 	uint32		idx;
 
 	if (g->growable)
@@ -275,45 +302,57 @@ AllocNode(HnswGraph *g, const HnswBuildState *bs, int level)
 		Size		used = pg_atomic_read_u64(&sh->used);
 		uint32		n = pg_atomic_read_u32(&sh->nnodes);
 
-		if (used + size > sh->areasize)
+		if (g->stride == 0)
 		{
-			Size		newsize = Max(sh->areasize * 2, used + size);
+			g->stride = GNodeSize(bs);
+			sh->maxnodes = (uint32) Min(sh->areasize / g->stride, PG_INT32_MAX);
+		}
+		if (n >= sh->maxnodes)
+		{
+			Size		newsize = Max(sh->areasize * 2, (Size) (n + 1) * g->stride);
 
-			if (newsize + sizeof(Size) * sh->maxnodes > g->limit)
-				newsize = g->limit - sizeof(Size) * sh->maxnodes;
-			if (newsize < used + size)
+			if (newsize + sh->uppersize > g->limit)
+				newsize = g->limit - Min(g->limit, sh->uppersize);
+			if (newsize < (Size) (n + 1) * g->stride || n >= PG_INT32_MAX)
 				return -1;
 			g->area = repalloc_huge(g->area, newsize);
 			sh->areasize = newsize;
+			sh->maxnodes = (uint32) Min(newsize / g->stride, PG_INT32_MAX);
 		}
-		if (n == sh->maxnodes)
+		if (used + usize > sh->uppersize)
 		{
-			uint32		newmax = sh->maxnodes * 2;
+			Size		newsize = Max(sh->uppersize * 2, used + usize);
 
-			if (sh->areasize + sizeof(Size) * newmax > g->limit)
+			if (sh->areasize + newsize > g->limit)
+				newsize = g->limit - Min(g->limit, sh->areasize);
+			if (newsize < used + usize)
 				return -1;
-			g->offsets = repalloc_huge(g->offsets, sizeof(Size) * newmax);
-			sh->maxnodes = newmax;
+			g->upper = repalloc_huge(g->upper, newsize);
+			sh->uppersize = newsize;
 		}
-		pg_atomic_write_u64(&sh->used, used + size);
+		pg_atomic_write_u64(&sh->used, used + usize);
 		pg_atomic_write_u32(&sh->nnodes, n + 1);
-		g->offsets[n] = used;
+		*upper = used;
 		return (int) n;
 	}
 
-	off = pg_atomic_fetch_add_u64(&g->sh->used, size);
-	if (off + size > g->sh->areasize)
-	{
-		pg_atomic_write_u32(&g->sh->full, 1);
-		return -1;
-	}
 	idx = pg_atomic_fetch_add_u32(&g->sh->nnodes, 1);
 	if (idx >= g->sh->maxnodes)
 	{
 		pg_atomic_write_u32(&g->sh->full, 1);
 		return -1;
 	}
-	g->offsets[idx] = off;
+	if (usize > 0)
+	{
+		off = pg_atomic_fetch_add_u64(&g->sh->used, usize);
+		if (off + usize > g->sh->uppersize)
+		{
+			/* idx is taken but never filled: the graph is discarded */
+			pg_atomic_write_u32(&g->sh->full, 1);
+			return -1;
+		}
+	}
+	*upper = off;
 	return (int) idx;
 }
 
@@ -326,7 +365,8 @@ GraphCount(HnswGraph *g)
 
 /* Set up an empty graph's fixed part */
 static void
-GraphInitShared(HnswGraphShared *sh, Size areasize, uint32 maxnodes, int tranche)
+GraphInitShared(HnswGraphShared *sh, Size areasize, Size uppersize,
+				uint32 maxnodes, int tranche)
 {
 	SpinLockInit(&sh->mutex);
 	sh->entry = -1;
@@ -336,6 +376,7 @@ GraphInitShared(HnswGraphShared *sh, Size areasize, uint32 maxnodes, int tranche
 	pg_atomic_init_u32(&sh->full, 0);
 	pg_atomic_init_u64(&sh->indtuples, 0);
 	sh->areasize = areasize;
+	sh->uppersize = uppersize;
 	sh->maxnodes = maxnodes;
 	sh->tranche = tranche;
 }
@@ -383,17 +424,15 @@ MemNeighbors(void *arg, uint64 id, uint32 aux, int layer, uint64 *out, int max)
 	HnswBuildState *bs = (HnswBuildState *) arg;
 	GraphNode  *node = GNode(&bs->g, (int) id);
 	int32	   *nb;
-	int			start;
 	int			n;
 
 	if (layer > node->level)
 		return 0;
-	start = HnswLayerStart(layer, bs->hs.m);
-	nb = GNeighbors(node, bs);
+	nb = GLayer(bs, node, layer);
 	NodeLock(&bs->g, node, LW_SHARED);
 	n = Min(node->counts[layer], max);
 	for (int i = 0; i < n; i++)
-		out[i] = (uint64) nb[start + i];
+		out[i] = (uint64) nb[i];
 	NodeUnlock(&bs->g, node);
 	return n;
 }
@@ -429,8 +468,7 @@ MemLinkBack(HnswBuildState *bs, int e, int p, int layer, float dist, bool force)
 	GraphNode  *node = GNode(&bs->g, e);
 	int			m = bs->hs.m;
 	int			cap = HnswLayerCapacity(layer, m);
-	int			start = HnswLayerStart(layer, m);
-	int32	   *nb = GNeighbors(node, bs);
+	int32	   *nb = GLayer(bs, node, layer);
 	float	   *lens = (layer == 0 && bs->edgelens) ? GLengths(node, bs) : NULL;
 	float	   *evec = GVector(node);
 	int			n;
@@ -445,7 +483,7 @@ MemLinkBack(HnswBuildState *bs, int e, int p, int layer, float dist, bool force)
 	n = node->counts[layer];
 	if (n < cap)
 	{
-		nb[start + n] = p;
+		nb[n] = p;
 		if (lens)
 			lens[n] = dist;
 		node->counts[layer]++;
@@ -455,7 +493,7 @@ MemLinkBack(HnswBuildState *bs, int e, int p, int layer, float dist, bool force)
 
 	for (int i = 0; i < n; i++)
 	{
-		int			x = nb[start + i];
+		int			x = nb[i];
 
 		cands[i].id = x;
 		cands[i].aux = 0;
@@ -472,7 +510,7 @@ MemLinkBack(HnswBuildState *bs, int e, int p, int layer, float dist, bool force)
 							  chosen);
 	for (int i = 0; i < nchosen; i++)
 	{
-		nb[start + i] = (int32) cands[chosen[i]].id;
+		nb[i] = (int32) cands[chosen[i]].id;
 		if (lens)
 			lens[i] = cands[chosen[i]].dist;
 		if (cands[chosen[i]].id == (uint64) p)
@@ -481,7 +519,7 @@ MemLinkBack(HnswBuildState *bs, int e, int p, int layer, float dist, bool force)
 	if (!kept && force)
 	{
 		/* p replaces the furthest neighbour kept */
-		nb[start + Min(nchosen, cap - 1)] = p;
+		nb[Min(nchosen, cap - 1)] = p;
 		if (lens)
 			lens[Min(nchosen, cap - 1)] = dist;
 		nchosen = Min(nchosen + 1, cap);
@@ -550,7 +588,6 @@ MemLink(HnswBuildState *bs, int p, OmenCand **results, int *nresults, int top)
 {
 	HnswShared *hs = &bs->hs;
 	GraphNode  *node = GNode(&bs->g, p);
-	int32	   *nb = GNeighbors(node, bs);
 	int			chosen[HNSW_MAX_LEVEL + 1][HNSW_MAX_M * 2];
 	int			nchosen[HNSW_MAX_LEVEL + 1];
 
@@ -558,7 +595,7 @@ MemLink(HnswBuildState *bs, int p, OmenCand **results, int *nresults, int top)
 	for (int l = top; l >= 0; l--)
 	{
 		MemPairArg	pa;
-		int			start = HnswLayerStart(l, hs->m);
+		int32	   *nb = GLayer(bs, node, l);
 		int			k = 0;
 
 		for (int i = 0; i < nresults[l]; i++)
@@ -572,7 +609,7 @@ MemLink(HnswBuildState *bs, int p, OmenCand **results, int *nresults, int top)
 									 MemPairDist, &pa, chosen[l]);
 		for (int i = 0; i < nchosen[l]; i++)
 		{
-			nb[start + i] = (int32) results[l][chosen[l][i]].id;
+			nb[i] = (int32) results[l][chosen[l][i]].id;
 			if (l == 0 && bs->edgelens)
 				GLengths(node, bs)[i] = results[l][chosen[l][i]].dist;
 		}
@@ -612,6 +649,7 @@ MemInsert(HnswBuildState *bs, const float *vec, ItemPointer heaptid)
 	HnswGraph  *g = &bs->g;
 	int			level = HnswRandomLevel(&bs->levelrng, hs->ml, bs->maxlevel);
 	int			p;
+	uint64		upper;
 	GraphNode  *node;
 	int			top;
 	OmenCand   *results[HNSW_MAX_LEVEL + 1];
@@ -639,11 +677,12 @@ MemInsert(HnswBuildState *bs, const float *vec, ItemPointer heaptid)
 	}
 
 	/* a new node, complete before anything links to it */
-	p = AllocNode(g, bs, level);
+	p = AllocNode(g, bs, level, &upper);
 	if (p < 0)
 		return false;
 	node = GNode(g, p);
 	memset(node, 0, GRAPH_NODE_HEADER);
+	node->upper = upper;
 	if (g->parallel)
 		LWLockInitialize(&node->lock, g->sh->tranche);
 	node->heaptids[0] = *heaptid;
@@ -1057,7 +1096,7 @@ WriteGraph(HnswBuildState *bs)
 	for (int i = 0; i < nnodes; i++)
 	{
 		GraphNode  *node = GNode(g, i);
-		int32	   *nb = GNeighbors(node, bs);
+		int32	   *nb = GLayer(bs, node, 0);
 		Size		nsize = HnswNeighborSize(hs, node->level);
 		int			nslots = HNSW_NEIGHBOR_SLOTS(node->level, hs->m);
 		ItemPointerData *tids;
@@ -1089,9 +1128,10 @@ WriteGraph(HnswBuildState *bs)
 		for (int l = 0; l <= node->level; l++)
 		{
 			int			start = HnswLayerStart(l, hs->m);
+			int32	   *lnb = GLayer(bs, node, l);
 
 			for (int j = 0; j < node->counts[l]; j++)
-				tids[start + j] = GNode(g, nb[start + j])->tid;
+				tids[start + j] = GNode(g, lnb[j])->tid;
 		}
 		if (bits > 0)
 		{
@@ -1177,7 +1217,7 @@ SwitchToDisk(HnswBuildState *bs)
 	HnswGraph  *g = &bs->g;
 	double		perrow = bs->indtuples > 0 ?
 		(double) (pg_atomic_read_u64(&g->sh->used) +
-				  sizeof(Size) * GraphCount(g)) / bs->indtuples : 0;
+				  g->stride * GraphCount(g)) / bs->indtuples : 0;
 	double		need = perrow * Max(bs->reltuples, bs->indtuples) / (1024.0 * 1024.0);
 
 	ereport(NOTICE,
@@ -1379,8 +1419,9 @@ HnswParallelBuildMain(dsm_segment *seg, shm_toc *toc)
 	bs.hs.dist.dim = shared->dim;
 	SetEdgeLengths(&bs);
 	bs.g.sh = gsh;
-	bs.g.offsets = (Size *) ((char *) gsh + MAXALIGN(sizeof(HnswGraphShared)));
-	bs.g.area = (char *) bs.g.offsets + MAXALIGN(sizeof(Size) * gsh->maxnodes);
+	bs.g.area = (char *) gsh + MAXALIGN(sizeof(HnswGraphShared));
+	bs.g.upper = bs.g.area + gsh->areasize;
+	bs.g.stride = GNodeSize(&bs);
 	bs.g.parallel = true;
 
 	ParallelScanAndInsert(&bs, shared, false);
@@ -1404,6 +1445,8 @@ BuildParallel(HnswBuildState *bs, double *heaptuples)
 	BlockNumber pages;
 	double		tuples;
 	double		allvisfrac;
+	Size		areasize;
+	Size		uppersize;
 	Size		graphsize;
 	Size		maxnodes;
 	Size		estscan;
@@ -1423,9 +1466,13 @@ BuildParallel(HnswBuildState *bs, double *heaptuples)
 	table_relation_estimate_size(heap, NULL, &pages, &tuples, &allvisfrac);
 	tuples = Max(tuples, 1);
 	maxnodes = (Size) (tuples * 1.2) + 1000;
-	graphsize = EstimateGraphSize(tuples * 1.2, bs) + 1024 * 1024;
-	if (graphsize + sizeof(Size) * maxnodes > (Size) maintenance_work_mem * 1024 ||
-		!OmenDsmHasRoom(graphsize + sizeof(Size) * maxnodes))
+	if (maxnodes > PG_INT32_MAX)
+		return false;
+	areasize = maxnodes * GNodeSize(bs);
+	uppersize = EstimateUpperSize((double) maxnodes, bs);
+	graphsize = areasize + uppersize;
+	if (graphsize > (Size) maintenance_work_mem * 1024 ||
+		!OmenDsmHasRoom(graphsize))
 		return false;
 	bs->reltuples = tuples;
 
@@ -1438,7 +1485,7 @@ BuildParallel(HnswBuildState *bs, double *heaptuples)
 						   MAXALIGN(sizeof(HnswParallelShared)) + estscan);
 	shm_toc_estimate_chunk(&pcxt->estimator,
 						   MAXALIGN(sizeof(HnswGraphShared)) +
-						   MAXALIGN(sizeof(Size) * maxnodes) + graphsize);
+						   graphsize);
 	shm_toc_estimate_keys(&pcxt->estimator, 2);
 	InitializeParallelDSM(pcxt);
 	if (pcxt->seg == NULL)
@@ -1462,12 +1509,14 @@ BuildParallel(HnswBuildState *bs, double *heaptuples)
 								  snapshot);
 
 	gsh = shm_toc_allocate(pcxt->toc, MAXALIGN(sizeof(HnswGraphShared)) +
-						   MAXALIGN(sizeof(Size) * maxnodes) + graphsize);
-	GraphInitShared(gsh, graphsize, (uint32) maxnodes, LWLockNewTrancheId());
+						   graphsize);
+	GraphInitShared(gsh, areasize, uppersize, (uint32) maxnodes,
+					LWLockNewTrancheId());
 	LWLockRegisterTranche(gsh->tranche, "omen_hnsw_build");
 	bs->g.sh = gsh;
-	bs->g.offsets = (Size *) ((char *) gsh + MAXALIGN(sizeof(HnswGraphShared)));
-	bs->g.area = (char *) bs->g.offsets + MAXALIGN(sizeof(Size) * maxnodes);
+	bs->g.area = (char *) gsh + MAXALIGN(sizeof(HnswGraphShared));
+	bs->g.upper = bs->g.area + areasize;
+	bs->g.stride = GNodeSize(bs);
 	bs->g.parallel = true;
 	bs->g.growable = false;
 
@@ -1512,20 +1561,23 @@ InitSerialGraph(HnswBuildState *bs)
 	double		tuples;
 	double		allvisfrac;
 	Size		limit = (Size) maintenance_work_mem * 1024;
-	Size		area;
-	uint32		maxnodes;
+	Size		area = 64 * 1024;
+	Size		upper;
 
 	table_relation_estimate_size(bs->heap, NULL, &pages, &tuples, &allvisfrac);
 	bs->reltuples = tuples;
-	area = Min(limit / 2, Max(EstimateGraphSize(Max(tuples, 1), bs),
-							  (Size) 64 * 1024));
-	maxnodes = (uint32) Min((double) limit / 2 / sizeof(Size),
-							Max(tuples * 1.1, 1024.0));
+	/* a node's size needs the vectors' length: without typmod, grow later */
+	if (bs->hs.dim > 0)
+		area = Max(area, (Size) (Max(tuples * 1.1, 1024.0) * GNodeSize(bs)));
+	area = Min(limit / 2, area);
+	upper = Min(limit / 8, EstimateUpperSize(Max(tuples, 1), bs));
 
+	/* maxnodes follows from the stride, at the first node */
 	g->sh = palloc(sizeof(HnswGraphShared));
-	GraphInitShared(g->sh, area, maxnodes, 0);
-	g->offsets = palloc_extended(sizeof(Size) * maxnodes, MCXT_ALLOC_HUGE);
+	GraphInitShared(g->sh, area, upper, 0, 0);
 	g->area = palloc_extended(area, MCXT_ALLOC_HUGE);
+	g->upper = palloc_extended(upper, MCXT_ALLOC_HUGE);
+	g->stride = 0;
 	g->parallel = false;
 	g->growable = true;
 	g->limit = limit;
