@@ -138,7 +138,6 @@ typedef struct HnswPivots
 	int			n;
 	int			ntops;			/* [0, ntops): the tops */
 	const uint16 *proj;			/* n x proj_bits halves */
-	const float *topproj;		/* the tops' as float4: ntops x proj_bits */
 	const ItemPointerData *tids;
 	const uint8 *levels;
 	const int  *gstart;			/* top j's members: [gstart[j], gstart[j+1]) */

@@ -596,6 +596,7 @@ MemLink(HnswBuildState *bs, int p, OmenCand **results, int *nresults, int top)
 	{
 		MemPairArg	pa;
 		int32	   *nb = GLayer(bs, node, l);
+		float	   *lens = (l == 0 && bs->edgelens) ? GLengths(node, bs) : NULL;
 		int			k = 0;
 
 		for (int i = 0; i < nresults[l]; i++)
@@ -610,8 +611,8 @@ MemLink(HnswBuildState *bs, int p, OmenCand **results, int *nresults, int top)
 		for (int i = 0; i < nchosen[l]; i++)
 		{
 			nb[i] = (int32) results[l][chosen[l][i]].id;
-			if (l == 0 && bs->edgelens)
-				GLengths(node, bs)[i] = results[l][chosen[l][i]].dist;
+			if (lens)
+				lens[i] = results[l][chosen[l][i]].dist;
 		}
 		node->counts[l] = nchosen[l];
 	}

@@ -190,8 +190,8 @@ HnswGetBasis(HnswShared *hs)
 
 /*
  * The pivots, kept in rd_amcache with the basis once read (their
- * projections stay halves, 0.5 MB for 4,096 pivots of 64 bits, but the
- * tops', which every scan ranks, are kept as float4 too); NULL if none.
+ * projections stay halves, 0.5 MB for 4,096 pivots of 64 bits, which the
+ * half kernels rank without decoding them); NULL if none.
  * The pointer is good until the next read of a buffer, which can flush
  * the cache.
  */
@@ -229,7 +229,6 @@ HnswGetPivots(HnswShared *hs)
 		ItemPointerData *ttids = (ItemPointerData *) (tmp + projsize);
 		uint8	   *tlevels = (uint8 *) (tmp + projsize + tidsize);
 		int		   *tgstart = (int *) (tmp + projsize + tidsize + levelsize);
-		float	   *topproj;
 		int			ntops = 0;
 		int			members = 0;
 		char	   *p;
@@ -277,22 +276,17 @@ HnswGetPivots(HnswShared *hs)
 		(void) HnswGetBasis(hs);	/* in case the reads flushed the cache */
 		cache = (HnswAmCache *) index->rd_amcache;
 		grown = MemoryContextAlloc(index->rd_indexcxt,
-								   MAXALIGN(basissize) + pivsize +
-								   sizeof(float) * bits * ntops);
+								   MAXALIGN(basissize) + pivsize);
 		memcpy(grown, cache, basissize);
 		p = (char *) grown + MAXALIGN(basissize);
 		memcpy(p, tmp, pivsize);
 		pfree(tmp);
-		/* the tops, ranked by every scan, as float4 */
-		topproj = (float *) (p + pivsize);
-		OmenHalfToFloat((const uint16 *) p, topproj, bits * ntops);
 		grown->pivots.n = n;
 		grown->pivots.ntops = ntops;
 		grown->pivots.proj = (const uint16 *) p;
 		grown->pivots.tids = (const ItemPointerData *) (p + projsize);
 		grown->pivots.levels = (const uint8 *) (p + projsize + tidsize);
 		grown->pivots.gstart = (const int *) (p + projsize + tidsize + levelsize);
-		grown->pivots.topproj = topproj;
 		grown->npivots = n;
 		pfree(cache);
 		index->rd_amcache = grown;
@@ -1094,23 +1088,12 @@ static inline float
 PivotDistance(HnswDiskSearch *ds, const HnswPivots *pv, int i)
 {
 	int			bits = ds->hs->proj_bits;
-	bool		ip = ds->hs->dist.metric == OMEN_METRIC_IP;
+	const uint16 *p = pv->proj + (Size) i * bits;
 
 	/* inner product ranks by the projections' dot product */
-	if (i < pv->ntops)
-	{
-		const float *p = pv->topproj + (Size) i * bits;
-
-		return ip ? -omen_kernels->ip(ds->qproj, p, bits) :
-			omen_kernels->l2sq(ds->qproj, p, bits);
-	}
-	else
-	{
-		const uint16 *p = pv->proj + (Size) i * bits;
-
-		return ip ? -omen_kernels->ip_half(ds->qproj, p, bits) :
-			omen_kernels->l2sq_half(ds->qproj, p, bits);
-	}
+	return ds->hs->dist.metric == OMEN_METRIC_IP ?
+		-omen_kernels->ip_half(ds->qproj, p, bits) :
+		omen_kernels->l2sq_half(ds->qproj, p, bits);
 }
 
 /*
