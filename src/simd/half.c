@@ -3,9 +3,9 @@
  *	  float <-> IEEE 754 binary16 conversions.
  *
  * Decoding is on the hot path of searches over half-stored vectors, so it
- * uses the F16C instructions (8 values per instruction) when the CPU has
- * them, chosen per call from a flag set once; the portable versions are the
- * reference.  Encoding (every stored vector, and at a build every vector of
+ * uses the F16C instructions (8 values per instruction) whenever the
+ * kernels in use are a SIMD level, every one of which includes F16C
+ * (simd.c); the portable versions are the reference.  Encoding (every stored vector, and at a build every vector of
  * the graph in its serial write phase) uses them too.
  * Values beyond the half range saturate to +-65504 rather than becoming
  * infinities, which no distance could order.
@@ -16,7 +16,6 @@
 #include "simd/omen_simd.h"
 
 #if defined(__x86_64__)
-#include <cpuid.h>
 #include <immintrin.h>
 #endif
 
@@ -71,23 +70,6 @@ FloatToHalfScalar(float f)
 }
 
 #if defined(__x86_64__)
-static int	have_f16c = -1;
-
-/* Whether the CPU has F16C (and the OS saves YMM state) */
-static int
-DetectF16c(void)
-{
-	unsigned int eax,
-				ebx,
-				ecx,
-				edx;
-
-	if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx))
-		return 0;
-	/* F16C is bit 29 of ECX; it uses VEX/YMM, so AVX support is required */
-	return (ecx & (1u << 29)) != 0 && OmenCpuSupports(OMEN_SIMD_AVX2);
-}
-
 __attribute__((target("avx,f16c")))
 static void
 HalfToFloatF16c(const uint16_t *in, float *out, int n)
@@ -136,9 +118,8 @@ void
 OmenHalfToFloat(const uint16_t *in, float *out, int n)
 {
 #if defined(__x86_64__)
-	if (have_f16c < 0)
-		have_f16c = DetectF16c();
-	if (have_f16c && omen_kernels->level != OMEN_SIMD_SCALAR)
+	/* every SIMD level includes F16C (simd.c) */
+	if (omen_kernels->level != OMEN_SIMD_SCALAR)
 	{
 		HalfToFloatF16c(in, out, n);
 		return;
@@ -153,9 +134,8 @@ void
 OmenFloatToHalf(const float *in, uint16_t *out, int n)
 {
 #if defined(__x86_64__)
-	if (have_f16c < 0)
-		have_f16c = DetectF16c();
-	if (have_f16c && omen_kernels->level != OMEN_SIMD_SCALAR)
+	/* every SIMD level includes F16C (simd.c) */
+	if (omen_kernels->level != OMEN_SIMD_SCALAR)
 	{
 		FloatToHalfF16c(in, out, n);
 		return;
