@@ -36,6 +36,11 @@
 # clients only, with no pinning: with as many clients as CPUs, the CPUs
 # stay busy and nobody waits to be woken.
 #
+# VS_PIN=same puts the one client on the server's CPU instead: a client
+# that sleeps there is woken by the server's process on the same CPU, with
+# no idle CPU to wake (a context switch each way, as on a laptop or in a
+# container with one CPU); VS_PIN=0 leaves both to the scheduler.
+#
 # VS_HALTPOLL=NS sets the guest's halt polling
 # (/sys/module/haltpoll/parameters/guest_halt_poll_ns, root) for the run
 # and restores it after.  This machine boots with it at 0, so an idle CPU
@@ -143,6 +148,10 @@ for r in $(seq "$rounds"); do
 			ServerCpus $((ncpu - 1))
 			client=(taskset -c 0)
 			echo "vs-pgvector: server on CPU $((ncpu - 1)), omen-bench on CPU 0"
+		elif [[ $nc == 1 && ${VS_PIN:-1} == same ]]; then
+			ServerCpus $((ncpu - 1))
+			client=(taskset -c $((ncpu - 1)))
+			echo "vs-pgvector: server and omen-bench on CPU $((ncpu - 1))"
 		else
 			ServerCpus "0-$((ncpu - 1))"
 		fi
