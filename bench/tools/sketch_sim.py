@@ -11,8 +11,15 @@ neighbours whose sketch estimate is beyond the furthest result kept.
 Arguments: the number of test queries, then MODE:R:MARGIN:EF,EF,... where
 MODE is base (no sketch), finger (R float projections, angle estimate),
 fbits (R sign bits), fq8 / fq4 (8-/4-bit projections), proj, projlb,
-fingerdot.  The axes are the principal axes of edge residuals, of the data
-with DATAPCA=1, or random with RANDB=1.  The graph: the exact 64 nearest
+fingerdot, fbw (sign bits weighted by the spread of edge residuals along
+each axis, the cosine estimated from the query's projected residual, as
+RaBitQ does; WDATA=1 weights by the data's spread instead), fbwk (the same
+with each edge's own alignment factor).  The axes are the principal axes of
+edge residuals, of the data with DATAPCA=1, or random with RANDB=1.
+DEFER=D (DEFN=N, default 16): keep the neighbours passed over, and when the
+search has converged visit (one batch) the N with the smallest estimates
+within (1 + D) of the furthest result, then go on.  Each line reports
+distances, recall, nodes expanded and such extra batches, per query.  The graph: the exact 64 nearest
 neighbours of every training image (a few minutes with OpenBLAS), pruned by
 RobustPrune to at most 32 with back-links; both are cached in
 $SKETCH_SIM_CACHE (default ~/.cache/omen-sketch-sim).  The search starts
@@ -90,6 +97,7 @@ def prepare_graph():
     np.save(os.path.join(CACHE, 'adj.npy'), A)
 
 
+NEXP = 0; NROUND = 0
 def simulate():
     import numpy as np, gzip, heapq, sys
     X = load('/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz')
@@ -126,6 +134,16 @@ def simulate():
     for r in (16, 32, 64):
         B = bases[r][0]; p = Rr @ B.T
         print('r', r, 'residual energy captured', ((p*p).sum() / (Rr*Rr).sum()).round(3))
+    W = {}; KAP = {}; WD = {}
+    for rr in bases:
+        pb = Rr @ bases[rr][0].T
+        W[rr] = pb.std(0).astype(np.float32)
+        WD[rr] = (X[:5000] @ bases[rr][0].T).std(0).astype(np.float32)
+        if os.environ.get('WDATA'): W[rr] = WD[rr]
+        bt = np.where(pb > 0, 1.0, -1.0) * W[rr]
+        bh = bt / np.linalg.norm(bt, axis=1, keepdims=True)
+        KAP[rr] = float(np.mean((bh * pb).sum(1) / (np.linalg.norm(pb, axis=1) + 1e-9)))
+        print('kappa', rr, round(KAP[rr], 3))
     def search(q, ef, mode, r=32, eps=0.0):
         B, BX = bases[r] if r in bases else (None, None)
         dq = lambda ids: ((X[ids] - q)**2).sum(1)
@@ -135,9 +153,14 @@ def simulate():
         cand = [(de, e)]; res = [(-de, e)]
         Bq = q @ B.T if B is not None else None
         q2perp = float(q @ q - Bq @ Bq) if B is not None else 0
-        while cand:
+        deferred = {}
+        DEF = float(os.environ.get('DEFER', '-1')); DEFN = int(os.environ.get('DEFN', '16'))
+        global NEXP, NROUND
+        while True:
+          while cand:
             dc, c = heapq.heappop(cand)
             if len(res) >= ef and dc > -res[0][0]: break
+            NEXP += 1
             nb = [v for v in A[c] if v >= 0 and v not in visited]
             if not nb: continue
             nb = np.array(nb)
@@ -160,6 +183,20 @@ def simulate():
                     ham = ((b > 0) != (a > 0)).sum(1)
                     cos = np.cos(np.pi * ham / len(a))
                     est = dc + nvc**2 - 2 * np.sqrt(dc) * nvc * cos
+                elif mode in ('fbw', 'fbwk', 'rbk'):
+                    a = Bq - BX[c]; b = BX[nb] - BX[c]
+                    nvc = np.sqrt(((X[nb] - X[c])**2).sum(1))
+                    w = W[r] if mode != 'rbk' else np.ones(r, dtype=np.float32)
+                    if os.environ.get('WDATA'): w = WD[r]
+                    bt = np.where(b > 0, 1.0, -1.0) * w
+                    bh = bt / np.linalg.norm(bt, axis=1, keepdims=True)
+                    na = np.linalg.norm(a) + 1e-9
+                    if mode == 'fbw':
+                        kap = KAP[r]
+                    else:
+                        kap = (bh * b).sum(1) / (np.linalg.norm(b, axis=1) + 1e-9)
+                    cos = np.clip((bh @ a) / na / kap, -1, 1)
+                    est = dc + nvc**2 - 2 * np.sqrt(dc) * nvc * cos
                 elif mode == 'fq8':   # int8 quantised projections
                     a = Bq - BX[c]; b = BX[nb] - BX[c]
                     sc = np.abs(b).max(1, keepdims=True) / 127 + 1e-9
@@ -179,6 +216,9 @@ def simulate():
                     nvc2 = ((X[nb] - X[c])**2).sum(1)
                     est = dc + nvc2 - 2 * (b @ a)
                 keep = est <= tau * (1 + eps)
+                if DEF >= 0:
+                    for v, e_ in zip(nb[~keep], est[~keep]):
+                        if e_ < deferred.get(v, 1e30): deferred[v] = float(e_)
                 nb = nb[keep]
                 if len(nb) == 0: continue
             for v in nb: visited.add(v)
@@ -188,15 +228,31 @@ def simulate():
                 if len(res) < ef or dv < -res[0][0]:
                     heapq.heappush(cand, (dv, v)); heapq.heappush(res, (-dv, v))
                     if len(res) > ef: heapq.heappop(res)
+          if DEF < 0: break
+          tau = -res[0][0]
+          pick = sorted((e_, v) for v, e_ in deferred.items() if v not in visited and e_ <= tau * (1 + DEF))[:DEFN]
+          deferred = {}
+          if not pick: break
+          NROUND += 1
+          nbp = np.array([v for _, v in pick])
+          for v in nbp: visited.add(v)
+          d = dq(nbp); nd += len(nbp)
+          for v, dv in zip(nbp, d):
+              dv = float(dv)
+              if len(res) < ef or dv < -res[0][0]:
+                  heapq.heappush(cand, (dv, v)); heapq.heappush(res, (-dv, v))
+                  if len(res) > ef: heapq.heappop(res)
         top = [v for _, v in sorted((-a, b) for a, b in res)[:10]]
         return nd, top
     def run(ef, mode, r=32, eps=0.0):
+        global NEXP, NROUND
+        NEXP = 0; NROUND = 0
         tn = 0; rc = 0
         for i in range(NQ):
             nd, top = search(Q[i], ef, mode, r, eps)
             tn += nd; rc += len(set(top) & set(gt[i])) / 10
         ex=0
-        print(f'{mode:10s} r={r} eps={eps} ef={ef}: dist/q {tn/NQ:.1f} recall {rc/NQ:.4f}', flush=True)
+        print(f'{mode:10s} r={r} eps={eps} ef={ef}: dist/q {tn/NQ:.1f} recall {rc/NQ:.4f} exp {NEXP/NQ:.1f} rounds {NROUND/NQ:.2f}', flush=True)
     for spec in sys.argv[2:]:
         m, r, eps, efs = spec.split(':')
         for ef in efs.split(','):
