@@ -153,6 +153,15 @@ def simulate():
         cand = [(de, e)]; res = [(-de, e)]
         Bq = q @ B.T if B is not None else None
         q2perp = float(q @ q - Bq @ Bq) if B is not None else 0
+        def visit(ids):
+            """Mark ids visited, offer them to the queue and the results"""
+            for v in ids: visited.add(v)
+            for v, dv in zip(ids, dq(ids)):
+                dv = float(dv)
+                if len(res) < ef or dv < -res[0][0]:
+                    heapq.heappush(cand, (dv, v)); heapq.heappush(res, (-dv, v))
+                    if len(res) > ef: heapq.heappop(res)
+            return len(ids)
         deferred = {}
         DEF = float(os.environ.get('DEFER', '-1')); DEFN = int(os.environ.get('DEFN', '16'))
         global NEXP, NROUND
@@ -221,27 +230,14 @@ def simulate():
                         if e_ < deferred.get(v, 1e30): deferred[v] = float(e_)
                 nb = nb[keep]
                 if len(nb) == 0: continue
-            for v in nb: visited.add(v)
-            d = dq(nb); nd += len(nb)
-            for v, dv in zip(nb, d):
-                dv = float(dv)
-                if len(res) < ef or dv < -res[0][0]:
-                    heapq.heappush(cand, (dv, v)); heapq.heappush(res, (-dv, v))
-                    if len(res) > ef: heapq.heappop(res)
+            nd += visit(nb)
           if DEF < 0: break
           tau = -res[0][0]
           pick = sorted((e_, v) for v, e_ in deferred.items() if v not in visited and e_ <= tau * (1 + DEF))[:DEFN]
           deferred = {}
           if not pick: break
           NROUND += 1
-          nbp = np.array([v for _, v in pick])
-          for v in nbp: visited.add(v)
-          d = dq(nbp); nd += len(nbp)
-          for v, dv in zip(nbp, d):
-              dv = float(dv)
-              if len(res) < ef or dv < -res[0][0]:
-                  heapq.heappush(cand, (dv, v)); heapq.heappush(res, (-dv, v))
-                  if len(res) > ef: heapq.heappop(res)
+          nd += visit(np.array([v for _, v in pick]))
         top = [v for _, v in sorted((-a, b) for a, b in res)[:10]]
         return nd, top
     def run(ef, mode, r=32, eps=0.0):
